@@ -1,0 +1,66 @@
+"""The ``radnlp`` command, run as a user runs it (a real subprocess)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipelines.schema import ReportAnalysis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def radnlp(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "nlp_service.cli", *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_analyze_jsonl_stdin_reports_bad_lines_and_keeps_going():
+    stdin = "\n".join([
+        json.dumps({"id": "A1", "text": "No pneumothorax. Possible left pleural effusion."}),
+        "{not json",
+        json.dumps({"id": "A3"}),
+        json.dumps({"id": "A4", "text": "6 mm nodule in the right upper lobe."}),
+    ])
+    result = radnlp("analyze", stdin=stdin)
+    assert result.returncode == 1
+    outputs = [ReportAnalysis.model_validate_json(line) for line in result.stdout.splitlines()]
+    assert [o.id for o in outputs] == ["A1", "A4"]
+    assert "line 2" in result.stderr and "E005" in result.stderr
+    assert "line 3" in result.stderr and "E006" in result.stderr
+    assert "2 report(s) failed" in result.stderr
+
+
+def test_analyze_text_files(tmp_path):
+    report = tmp_path / "ACC42.txt"
+    report.write_bytes("FINDINGS: No pneumothorax.\nIMPRESSION: Normal \xe9.".encode("latin-1"))
+    result = radnlp("analyze", str(report))
+    assert result.returncode == 0, result.stderr
+    (analysis,) = [ReportAnalysis.model_validate_json(x) for x in result.stdout.splitlines()]
+    assert analysis.id == "ACC42"
+    assert [s.name for s in analysis.sections] == ["findings", "impression"]
+    assert analysis.findings[0].assertion == "absent"
+
+
+def test_analyze_samples():
+    result = radnlp("analyze", "--samples")
+    assert result.returncode == 0, result.stderr
+    analyses = [ReportAnalysis.model_validate_json(x) for x in result.stdout.splitlines()]
+    assert len(analyses) >= 5
+    assert sum(len(a.recommendations) for a in analyses) >= 3
+
+
+def test_evaluate_prints_scores(tmp_path):
+    text = "No pneumothorax. Small left pleural effusion."
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "g1", "split": "test", "text": text, "spans": [
+        {"start": 3, "end": 15, "label": "FINDING", "text": "pneumothorax", "assertion": "absent"},
+        {"start": 28, "end": 44, "label": "FINDING", "text": "pleural effusion",
+         "assertion": "present"}], "recommendations": []}) + "\n")
+    result = radnlp("evaluate", "--gold", str(gold), "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["entities_overlap"]["FINDING"]["f1"] == 1.0
+    assert scores["assertion"]["accuracy"] == 1.0
+    missing = radnlp("evaluate", "--gold", str(gold), "--split", "dev")
+    assert missing.returncode == 2 and "no gold reports" in missing.stderr
