@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from terminology import Concept, Lexicon, load_lexicon
+from terminology.lexicon import RESOURCES
 from terminology.normalizer import preprocess
 
 RADLEX_CSV = Path(__file__).resolve().parents[3] / "shared/data/radlex_terms.csv"
@@ -71,7 +72,20 @@ def test_references_and_fields(lexicon: Lexicon) -> None:
     for lobe in ("left_upper_lobe", "lingula", "left_lower_lobe"):
         assert lexicon.get(lobe).laterality == "left"
     assert lexicon.get("right_upper_lobe").parent == "lung"
-    assert all(concept.snomed is None for concept in lexicon.concepts)
+
+
+def test_snomed_codes_come_from_the_verified_list(lexicon: Lexicon) -> None:
+    verified = {}
+    with (RESOURCES / "snomed_verified.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            verified.setdefault(row["snomed_code"], set()).add(row["snomed_display"])
+    coded = [c for c in lexicon.concepts if c.snomed is not None]
+    assert len(coded) >= 60
+    for concept in coded:
+        assert concept.snomed_display in verified.get(concept.snomed, set()), concept.id
+        assert concept.snomed_source and "ehealth.fgov.be" not in concept.snomed_source
+    assert lexicon.get("pneumothorax").snomed == "36118008"
+    assert lexicon.get("right_upper_lobe").snomed_display == "Structure of upper lobe of right lung"
 
 
 def test_get_unknown_id_raises(lexicon: Lexicon) -> None:
