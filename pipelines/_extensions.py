@@ -42,7 +42,8 @@ def _section_of(span: Span) -> str | None:
 def _assertion_of(span: Span) -> str:
     if span._.is_negated or span._.is_resolved:
         return "absent"
-    if span._.is_uncertain:
+    if span._.is_uncertain or span._.is_hypothetical:
+        # "Rule out pneumonia", "if a nodule is present": asked about, not seen.
         return "possible"
     return "present"
 

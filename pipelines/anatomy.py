@@ -8,7 +8,8 @@ from spacy.tokens import Doc, Span
 from pipelines._extensions import ANATOMY_GROUP
 
 LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
-              "bilaterally": "bilateral", "both": "bilateral", "rt": "right", "lt": "left"}
+              "bilaterally": "bilateral", "both": "bilateral", "rt": "right", "lt": "left",
+              "bibasilar": "bilateral", "biapical": "bilateral"}
 CHANGE_WORDS = {
     "new": "new", "newly": "new", "interval development": "new", "developing": "new",
     "stable": "stable", "unchanged": "stable", "no change": "stable",
@@ -60,8 +61,12 @@ class AnatomyAttacher:
         return doc
 
     def _anatomy(self, finding: Span, spans: list[Span], start: int, end: int) -> Span | None:
-        candidates = []
+        candidates: list[tuple[float, Span]] = []
         for span in spans:
+            if finding.start <= span.start < finding.end:
+                # Anatomy named inside the finding ("adrenal nodule", "hepatic lesion").
+                candidates.append((-1, span))
+                continue
             if span.start < start or span.end > end:
                 continue
             # Locations follow ("nodule in the right upper lobe") at most a few words away or

@@ -146,11 +146,13 @@ class ConTextComponent:
         limit = rule.max_scope or self.max_scope
         scope_start, scope_end = modifier.start, modifier.end
         if rule.direction in {"forward", "bidirectional"}:
-            scope_end = min([modifier.scope_end, *(b.start for b in barriers if b.start >= modifier.end)])
+            ends = [b.start for b in barriers if b.start >= modifier.end]
+            scope_end = min([modifier.scope_end, *ends])
             if limit:
                 scope_end = min(scope_end, modifier.end + limit)
         if rule.direction in {"backward", "bidirectional"}:
-            scope_start = max([modifier.scope_start, *(b.end for b in barriers if b.end <= modifier.start)])
+            starts = [b.end for b in barriers if b.end <= modifier.start]
+            scope_start = max([modifier.scope_start, *starts])
             if limit:
                 scope_start = max(scope_start, modifier.start - limit)
         return ContextModifier(rule, modifier.start, modifier.end, scope_start, scope_end)

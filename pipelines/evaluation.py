@@ -113,7 +113,7 @@ def _overlaps(a: GoldSpan | GoldRecommendation, b: GoldSpan | GoldRecommendation
 
 
 def match_overlapping(gold: Sequence, predicted: Sequence) -> list[tuple[int, int]]:
-    """One-to-one pairs (gold index, predicted index) of overlapping spans, largest overlap first."""
+    """One-to-one (gold, predicted) index pairs of overlapping spans, largest overlap first."""
     candidates = []
     for g, gs in enumerate(gold):
         for p, ps in enumerate(predicted):
@@ -152,9 +152,10 @@ class EvaluationResult:
         """Per-class P/R/F1 over gold findings the pipeline also found (overlap match)."""
         scores = {}
         for label in ASSERTIONS:
-            tp = self.assertion_confusion[(label, label)]
-            fp = sum(n for (g, p), n in self.assertion_confusion.items() if p == label and g != label)
-            fn = sum(n for (g, p), n in self.assertion_confusion.items() if g == label and p != label)
+            confusion = self.assertion_confusion
+            tp = confusion[(label, label)]
+            fp = sum(n for (g, p), n in confusion.items() if p == label and g != label)
+            fn = sum(n for (g, p), n in confusion.items() if g == label and p != label)
             scores[label] = PRF(tp, fp, fn)
         return scores
 
@@ -187,7 +188,8 @@ class EvaluationResult:
 REC_ATTRIBUTES = ("modality", "body_region", "interval", "conditional")
 
 
-def evaluate(gold: Iterable[GoldReport], predictions: dict[str, ReportAnalysis]) -> EvaluationResult:
+def evaluate(gold: Iterable[GoldReport],
+             predictions: dict[str, ReportAnalysis]) -> EvaluationResult:
     """Score predictions (by report id) against gold reports."""
     result = EvaluationResult()
     for attr in REC_ATTRIBUTES:
@@ -264,7 +266,8 @@ def format_report(result: EvaluationResult, title: str = "") -> str:
         lines.append(f"{label:<16}{e.precision:>9.3f}{e.recall:>9.3f}{e.f1:>9.3f}"
                      f"{o.precision:>9.3f}{o.recall:>9.3f}{o.f1:>9.3f}{o.tp + o.fn:>7}")
     lines.append(f"assertion (matched findings: {sum(result.assertion_confusion.values())}): "
-                 f"accuracy {result.assertion_accuracy:.3f}, macro F1 {result.assertion_macro_f1:.3f}")
+                 f"accuracy {result.assertion_accuracy:.3f}, "
+                 f"macro F1 {result.assertion_macro_f1:.3f}")
     for label, prf in result.assertion_class_prf().items():
         e2e = result.assertion_end_to_end[label]
         lines.append(f"  {label:<10} P {prf.precision:.3f} R {prf.recall:.3f} F1 {prf.f1:.3f}"

@@ -1,4 +1,4 @@
-"""Measurements ("6 mm", "1.2 x 0.8 cm", "up to 6 mm", "subcentimeter", "15 mL") attached to findings."""
+"""Measurements ("6 mm", "1.2 x 0.8 cm", "up to 6 mm", "subcentimeter", "15 mL") on findings."""
 
 from __future__ import annotations
 
@@ -69,13 +69,13 @@ class MeasurementAttacher:
         for finding in doc.ents:
             finding._.measurements = []
         for measurement in doc._.measurements:
-            span = doc.char_span(measurement.start_char, measurement.end_char,
-                                 alignment_mode="expand")
-            if span is None:
+            located = doc.char_span(measurement.start_char, measurement.end_char,
+                                    alignment_mode="expand")
+            if located is None:
                 continue
-            finding = self._nearest_finding(span)
-            if finding is not None:
-                finding._.measurements.append(measurement)
+            nearest = self._nearest_finding(located)
+            if nearest is not None:
+                nearest._.measurements.append(measurement)
         return doc
 
     def _nearest_finding(self, span: Span) -> Span | None:
@@ -86,10 +86,7 @@ class MeasurementAttacher:
         for ent in candidates:
             # A measurement usually precedes its finding ("6 mm nodule") or follows it closely
             # ("nodule measuring 6 mm"); prefer the following finding on ties.
-            if ent.start >= span.end:
-                distance = ent.start - span.end
-            else:
-                distance = span.start - ent.end + 1
+            distance = ent.start - span.end if ent.start >= span.end else span.start - ent.end + 1
             if distance < best_distance:
                 best, best_distance = ent, distance
         return best

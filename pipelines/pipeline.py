@@ -46,7 +46,7 @@ def build_nlp(*, components: Iterable[str] = factories.RULES_PIPELINE) -> Langua
     nlp.max_length = DEFAULT_MAX_CHARS + 1
     for name in components:
         nlp.add_pipe(name)
-    nlp.set_error_handler(_record_error)
+    nlp.set_error_handler(_record_error)  # type: ignore[arg-type]
     return nlp
 
 
@@ -134,7 +134,7 @@ def _concept_ref(span: Span) -> ConceptRef | None:
 
 def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAnalysis:
     """The analysis contract for one processed ``Doc``."""
-    findings = []
+    findings: list[FindingOut] = []
     index_of: dict[tuple[int, int], int] = {}
     for ent in doc.ents:
         anatomy = ent._.anatomy

@@ -8,9 +8,15 @@ from dataclasses import dataclass
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from pipelines._extensions import BODY_REGION_GROUP, MODALITY_GROUP, RECOMMENDATION_GROUP
+from pipelines._extensions import (
+    ANATOMY_GROUP,
+    BODY_REGION_GROUP,
+    MODALITY_GROUP,
+    RECOMMENDATION_GROUP,
+)
 from pipelines.sections import INDICATION_SECTIONS
 from pipelines.sentences import _is_list_marker
+from terminology import load_lexicon
 
 TRIGGER = re.compile(
     r"""(?ix)\b(
@@ -19,7 +25,7 @@ TRIGGER = re.compile(
         consider(?:ed|ation)?|warrant(?:s|ed)?|
         (?:should|could|can|may|might)\ be\ (?:obtained|performed|considered|helpful|useful|done)|
         surveillance|further\ (?:evaluation|characterization|assessment)\ (?:with|by)|
-        (?:biopsy|tissue\ sampling|fine[-\ ]needle\ aspiration|fna)\b|
+        continue\ (?:[\w-]+\ ){0,3}?(?:screening|surveillance|follow[-\ ]?up|imaging)|
         (?:repeat|follow[-\ ]?up|short[-\ ](?:term|interval)\ follow[-\ ]?up)\ (?:\w+\ ){0,4}?
             (?:ct|mri?|ultrasound|us|radiograph|x-ray|imaging|exam|examination|study|mammogram|
             chest|in\ \d|in\ \w+\ (?:weeks?|months?|years?))
@@ -27,8 +33,9 @@ TRIGGER = re.compile(
 )
 CLINICAL_ONLY = re.compile(r"(?i)^\W*(clinical|correlat)")
 CONDITIONAL = re.compile(
-    r"""(?ix)\b(if|unless|should\ (?:symptoms|there|the\ patient)|as\ (?:clinically\ )?(?:indicated|needed|appropriate)|
-        (?:could|can|may|might)\ be\ (?:considered|obtained|performed|helpful|useful)|consider(?:ed)?|
+    r"""(?ix)\b(if|unless|should\ (?:symptoms|there|the\ patient)|
+        as\ (?:clinically\ )?(?:indicated|needed|appropriate)|consider(?:ed)?|
+        (?:could|can|may|might)\ be\ (?:considered|obtained|performed|helpful|useful)|
         optional|in\ the\ event|when\ clinically|depending\ on|would\ be\ helpful)\b"""
 )
 GUIDELINES = [
@@ -52,6 +59,10 @@ INTERVAL_RANGE = re.compile(rf"(?i)\b{_NUM}\s*(?:-|–|to|or)\s*{_NUM}[\s-]*{_UN
 INTERVAL_SINGLE = re.compile(rf"(?i)\b{_NUM}[\s-]*{_UNIT}")
 ANNUAL = re.compile(r"(?i)\b(annual(?:ly)?|yearly|every year|once a year)\b")
 SHORT_TERM = re.compile(r"(?i)\bshort[- ](?:term|interval)\b")
+MODALITY_REGIONS = {"MG": "breast"}
+# Lexicon finding regions that name a body region.
+FINDING_REGIONS = {"chest": "chest", "abdomen": "abdomen", "breast": "breast",
+                   "thyroid": "thyroid", "neuro": "head"}
 
 
 @dataclass
@@ -95,6 +106,9 @@ def parse_interval(text: str) -> tuple[int | None, int | None]:
 def is_recommendation(sentence: Span) -> bool:
     """A sentence that asks for further imaging or follow-up."""
     section = sentence._.section
+    for header in sentence.doc._.sections or ():
+        if header.start <= sentence.start_char and sentence.end_char <= header.body_start:
+            return False  # the header line itself ("RECOMMENDATION:")
     if section in INDICATION_SECTIONS or section in {"comparison", "technique", "exam"}:
         return False
     text = sentence.text
@@ -148,11 +162,33 @@ class RecommendationExtractor:
             modality = getattr(concept, "code", None) or (concept.name if concept else None)
         low, high = (None, None) if SHORT_TERM.search(text) else parse_interval(text)
         guideline = next((name for pattern, name in GUIDELINES if pattern.search(text)), None)
+        finding = _concerned_finding(span, body_region)
+        if body_region is None:
+            body_region = _implied_region(span, modality, finding)
         return RecommendationInfo(
             modality=modality, body_region=body_region, interval_min_days=low,
             interval_max_days=high, conditional=bool(CONDITIONAL.search(text)),
-            guideline=guideline, finding=_concerned_finding(span, body_region),
+            guideline=guideline, finding=finding,
         )
+
+
+def _implied_region(recommendation: Span, modality: str | None,
+                    finding: Span | None) -> str | None:
+    """Body region a recommendation implies without naming it: from anatomy it names, the
+    modality (mammography), or the finding it concerns."""
+    lexicon = load_lexicon()
+    anatomy = [s for s in recommendation.doc.spans.get(ANATOMY_GROUP, [])
+               if _inside(s, recommendation) and s._.concept is not None]
+    if finding is not None and finding._.anatomy is not None:
+        anatomy.append(finding._.anatomy)
+    for span in anatomy:
+        region_id = span._.concept.region if span._.concept is not None else None
+        if region_id:
+            return region_code(lexicon.get(region_id).name)
+    if modality in MODALITY_REGIONS:
+        return MODALITY_REGIONS[modality]
+    concept = finding._.concept if finding is not None else None
+    return FINDING_REGIONS.get(concept.region) if concept is not None and concept.region else None
 
 
 def region_code(name: str) -> str:

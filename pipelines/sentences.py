@@ -37,7 +37,7 @@ class RadiologySentencizer:
     def __call__(self, doc: Doc) -> Doc:
         if not len(doc):
             return doc
-        header_bounds = set()
+        header_bounds: set[int] = set()
         for section in doc._.sections or ():
             header_bounds.update((section.start, section.body_start))
         text = doc.text
@@ -65,9 +65,8 @@ class RadiologySentencizer:
         gap = text[previous.idx + len(previous.text) : token.idx]
         if previous.text in SENTENCE_FINAL and previous.i != list_marker_end:
             before = doc[previous.i - 1] if previous.i > 0 else None
-            if before is not None and not before.whitespace_ and before.lower_ in ABBREVIATIONS:
-                return False
-            return True
+            # "Dr." / "e.g." do not end a sentence.
+            return before is None or bool(before.whitespace_) or before.lower_ not in ABBREVIATIONS
         if previous.text == ":" and "\n" in gap:
             return True
         if not self.split_on_line_breaks or "\n" not in gap:

@@ -11,13 +11,13 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from pipelines._extensions import ANATOMY_GROUP, BODY_REGION_GROUP, MODALITY_GROUP
-from terminology import Concept, load_lexicon
+from terminology import Concept, Kind, load_lexicon
 
 FINDING = "FINDING"
 ANATOMY = "ANATOMY"
 MODALITY = "MODALITY"
 BODY_REGION = "BODY_REGION"
-LABEL_OF_KIND = {"finding": FINDING, "anatomy": ANATOMY, "modality": MODALITY,
+LABEL_OF_KIND: dict[str, str] = {"finding": FINDING, "anatomy": ANATOMY, "modality": MODALITY,
                  "body_region": BODY_REGION}
 GROUP_OF_LABEL = {ANATOMY: ANATOMY_GROUP, MODALITY: MODALITY_GROUP, BODY_REGION: BODY_REGION_GROUP}
 LATERALITY_WORDS = frozenset({"left", "right", "bilateral", "both"})
@@ -35,7 +35,7 @@ class TargetRule:
 
     @classmethod
     def from_dict(cls, data: dict) -> TargetRule:
-        if not data.get("literal") or data.get("label") not in GROUP_OF_LABEL | {FINDING: ""}:
+        if not data.get("literal") or data.get("label") not in LABEL_OF_KIND.values():
             raise ValueError(f"target rule needs a 'literal' and a known 'label': {data!r}")
         return cls(literal=data["literal"], label=data["label"], concept_id=data.get("concept_id"))
 
@@ -51,11 +51,12 @@ def plural_forms(term: str) -> list[str]:
     if head.endswith("y") and head[-2] not in "aeiou":
         return [term[:-1] + "ies"]
     if head.endswith(("s", "x", "z", "ch", "sh")):
-        return [term + "es"] if not head.endswith(("us", "is", "ss")) else []
+        return [term + "es"] if not head.endswith(("us", "is")) else []
     return [term + "s"]
 
 
-def lexicon_rules(kinds: Iterable[str] = tuple(LABEL_OF_KIND)) -> Iterator[TargetRule]:
+def lexicon_rules(kinds: Iterable[Kind] = ("finding", "anatomy", "modality", "body_region"),
+                  ) -> Iterator[TargetRule]:
     """Target rules for every surface form (and regular plural) in the shipped lexicon."""
     lexicon = load_lexicon()
     for kind in kinds:
@@ -101,9 +102,8 @@ class TargetMatcher:
             by_label[rule.label].append(span)
         findings = filter_spans(by_label[FINDING])
         doc.ents = findings
-        inside_finding = {i for span in findings for i in range(span.start, span.end)}
         for label, group in GROUP_OF_LABEL.items():
-            spans = [s for s in filter_spans(by_label[label]) if s.start not in inside_finding]
+            spans = filter_spans(by_label[label])
             if label == ANATOMY:
                 spans = [_with_laterality(span) for span in spans]
             doc.spans[group] = spans

@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.sections import SectionRule, Sectionizer, load_section_rules
+from pipelines.sections import Sectionizer, SectionRule, load_section_rules
 
 
 @pytest.fixture(scope="module")

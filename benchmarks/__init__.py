@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy and speed of the rules pipeline against medspaCy's default pipeline."""
