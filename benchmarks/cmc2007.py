@@ -244,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=0,
                         help="print this many false positives/negatives of each system")
     args = parser.parse_args(argv)
+    if not (args.data_dir / TRAIN_FILE).is_file():
+        parser.error(f"{args.data_dir / TRAIN_FILE}: no such file")
     check_code_map()
 
     from benchmarks.peers import MedspacyPeer
@@ -255,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored_pairs = sum(len(r.codes & set(SCORED_CODES)) for r in train)
     print(f"CMC 2007 train: {len(train)} reports, {gold_pairs} CMC_MAJORITY codes, "
           f"{scored_pairs} of them in the {len(SCORED_CODES)} mapped finding codes")
+    for mapping in CODE_MAP:
+        print(f"  {mapping.code:<8}<- {', '.join(mapping.concepts)}")
     print("rule: mapped finding asserted present, not historical/hypothetical, "
           "at or after the IMPRESSION header\n")
     outcomes = {name: run_system(system, _inputs(train)) for name, system in systems.items()}

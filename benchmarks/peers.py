@@ -9,7 +9,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from pipelines.pipeline import ReportInput
-from pipelines.schema import AnalysisError, ConceptRef, FindingOut, ReportAnalysis
+from pipelines.schema import AnalysisError, Assertion, ConceptRef, FindingOut, ReportAnalysis
 from pipelines.target_matcher import FINDING, TargetRule, lexicon_rules
 from terminology import load_lexicon
 
@@ -58,6 +58,7 @@ def medspacy_doc_to_analysis(doc: Doc, *, report_id: str,
             continue
         rule = ent._.target_rule
         metadata = (rule.metadata or {}) if rule is not None else {}
+        assertion: Assertion
         if ent._.is_negated:
             assertion = "absent"
         elif ent._.is_uncertain:
@@ -79,7 +80,8 @@ class MedspacyPeer:
     def __init__(self, nlp: Language | None = None) -> None:
         self.nlp = nlp if nlp is not None else medspacy_default()
         self._errors: dict[int, str] = {}
-        self.nlp.set_error_handler(self._record_error)
+        # spaCy annotates error handlers as NoReturn; recording and returning is what it allows.
+        self.nlp.set_error_handler(self._record_error)  # type: ignore[arg-type]
 
     def _record_error(self, name: str, component: Any, docs: list[Doc], error: Exception) -> None:
         for doc in docs:

@@ -1,0 +1,77 @@
+"""Gold-set comparison: medspaCy's default pipeline (our lexicon) beside our rules pipeline.
+
+Both are scored with ``pipelines.evaluation.evaluate``. medspaCy returns findings only, so its
+ANATOMY, MEASUREMENT and RECOMMENDATION rows are zero by construction; compare FINDING and the
+assertion scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.common import System, run_system
+from pipelines.evaluation import ASSERTIONS, EvaluationResult, evaluate, format_report, load_gold
+from pipelines.pipeline import RadiologyPipeline, ReportInput
+from pipelines.schema import ReportAnalysis
+
+DEFAULT_GOLD = Path(__file__).resolve().parents[1] / "annotations" / "gold" / "gold.jsonl"
+
+
+def summary_table(names: Sequence[str], results: Sequence[EvaluationResult]) -> str:
+    """The FINDING and assertion numbers of several systems side by side."""
+    rows: list[tuple[str, list[str]]] = [
+        ("FINDING exact F1", [f"{r.exact['FINDING'].f1:.3f}" for r in results]),
+        ("FINDING overlap P", [f"{r.overlap['FINDING'].precision:.3f}" for r in results]),
+        ("FINDING overlap R", [f"{r.overlap['FINDING'].recall:.3f}" for r in results]),
+        ("FINDING overlap F1", [f"{r.overlap['FINDING'].f1:.3f}" for r in results]),
+        ("assertion matched findings",
+         [str(sum(r.assertion_confusion.values())) for r in results]),
+        ("assertion accuracy", [f"{r.assertion_accuracy:.3f}" for r in results]),
+        ("assertion macro F1", [f"{r.assertion_macro_f1:.3f}" for r in results]),
+    ]
+    for label in ASSERTIONS:
+        rows.append((f"  {label} F1 (matched)",
+                     [f"{r.assertion_class_prf()[label].f1:.3f}" for r in results]))
+        rows.append((f"  {label} F1 (end to end)",
+                     [f"{r.assertion_end_to_end[label].f1:.3f}" for r in results]))
+    lines = [f"{'':<30}" + "".join(f"{n:>20}" for n in names)]
+    lines += [f"{label:<30}" + "".join(f"{v:>20}" for v in values) for label, values in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("gold", nargs="?", type=Path, default=DEFAULT_GOLD,
+                        help="gold JSON Lines file")
+    parser.add_argument("--split", default=None, help="score only this split (e.g. test)")
+    args = parser.parse_args(argv)
+    if not args.gold.is_file():
+        parser.error(f"{args.gold}: no such gold file")
+    gold = load_gold(args.gold, split=args.split)
+    if not gold:
+        parser.error(f"{args.gold}: no reports" + (f" in split {args.split!r}" if args.split
+                                                  else ""))
+
+    from benchmarks.peers import MedspacyPeer
+
+    systems: dict[str, System] = {"ours (rules)": RadiologyPipeline.load("rules"),
+                                  "medspaCy default": MedspacyPeer()}
+    inputs = [ReportInput(g.id, g.text) for g in gold]
+    results = []
+    for name, system in systems.items():
+        outcome = run_system(system, inputs)
+        predictions = {i: r for i, r in outcome.results.items() if isinstance(r, ReportAnalysis)}
+        results.append(evaluate(gold, predictions))
+        print(format_report(results[-1], title=f"== {name} ({args.gold.name}"
+                            f"{', split ' + args.split if args.split else ''}; "
+                            f"errors {outcome.errors}) =="))
+        print()
+    print(summary_table(list(systems), results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Smoke tests: each benchmark's ``main`` on tiny fixtures written here, in the CMC format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import cmc2007, gold_peer, throughput
+from benchmarks.common import read_cmc
+
+# medspaCy's matchers warn about their empty sub-matchers on every call.
+pytestmark = pytest.mark.filterwarnings("ignore:.*W036")
+
+TRAIN: list[tuple[str, list[str], str, str]] = [
+    ("1", ["486"], "Cough and fever.", "Right lower lobe pneumonia."),
+    ("2", ["591"], "Follow up hydronephrosis.", "Normal kidneys."),
+    ("3", ["786.07"], "Wheezing.", "Possible atelectasis at the left base. No pneumonia."),
+]
+TEST: list[tuple[str, list[str], str, str]] = [
+    ("4", [], "Abdominal pain.", "Normal abdomen."),
+    ("5", [], "", ""),
+]
+
+
+def _write_cmc(path: Path, docs: list[tuple[str, list[str], str, str]]) -> None:
+    parts = ["<docs>"]
+    for doc_id, codes, history, impression in docs:
+        parts.append(f'<doc id="{doc_id}" type="RADIOLOGY_REPORT"><codes>')
+        parts += [f'<code origin="CMC_MAJORITY" type="ICD-9-CM">{c}</code>' for c in codes]
+        parts.append(f'<code origin="COMPANY1" type="ICD-9-CM">518.0</code></codes><texts>'
+                     f'<text origin="CCHMC_RADIOLOGY" type="CLINICAL_HISTORY">{history}</text>'
+                     f'<text origin="CCHMC_RADIOLOGY" type="IMPRESSION">{impression}</text>'
+                     "</texts></doc>")
+    parts.append("</docs>")
+    path.write_text("\n".join(parts))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    _write_cmc(tmp_path / "cmc2007_train.xml", TRAIN)
+    _write_cmc(tmp_path / "cmc2007_test_nocodes.xml", TEST)
+    return tmp_path
+
+
+def _row(output: str, first: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.startswith(first + " "))
+
+
+def test_read_cmc_builds_text_and_keeps_majority_codes(data_dir: Path) -> None:
+    report = read_cmc(data_dir / "cmc2007_train.xml")[0]
+    assert report.text == ("CLINICAL HISTORY: Cough and fever.\n\n"
+                           "IMPRESSION: Right lower lobe pneumonia.")
+    assert report.text[report.impression_start:].startswith("IMPRESSION:")
+    assert report.codes == {"486"}
+
+
+def test_code_map_names_lexicon_findings() -> None:
+    cmc2007.check_code_map()
+
+
+def test_cmc2007_main(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmc2007.main([str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    # Last 12 cells: TP FP FN P R F1 for ours, then for medspaCy; the one before is support.
+    pneumonia = _row(out, "486")
+    assert pneumonia[-13:-6] == ["1", "1", "0", "0", "1.000", "1.000", "1.000"]
+    hydronephrosis = _row(out, "591")  # named in the history only: not coded
+    assert hydronephrosis[-13:-6] == ["1", "0", "0", "1", "0.000", "0.000", "0.000"]
+    atelectasis = _row(out, "518.0")  # "possible" does not code; COMPANY1 codes are not gold
+    assert atelectasis[-13:-6] == ["0", "0", "0", "0", "0.000", "0.000", "0.000"]
+    assert _row(out, "micro")[-12:-9] == ["1", "0", "1"]
+    assert "ours (rules)       analysed without error: 3/3" in out
+    assert "medspaCy default   analysed without error: 3/3" in out
+    assert out.count("analysed without error: 2/2") == 2  # report 5 has empty parts
+
+
+def test_throughput_main(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert throughput.main([str(data_dir), "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "5 reports" in out
+    assert float(_row(out, "ours")[-2]) > 0
+    assert "ratio ours/medspaCy:" in out
+
+
+def test_gold_peer_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "IMPRESSION: No pneumothorax. Small right pleural effusion."
+    spans = [{"start": text.index(t), "end": text.index(t) + len(t), "label": "FINDING",
+              "assertion": a} for t, a in (("pneumothorax", "absent"),
+                                           ("pleural effusion", "present"))]
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "g1", "split": "test", "text": text, "spans": spans}) + "\n"
+                    + json.dumps({"id": "g2", "split": "dev", "text": "x", "spans": []}) + "\n")
+    assert gold_peer.main([str(gold), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "reports: 1" in out
+    assert _row(out, "FINDING overlap F1")[-2:] == ["1.000", "1.000"]
+    assert _row(out, "assertion accuracy")[-2] == "1.000"
