@@ -70,8 +70,7 @@ def analyze(
     """Analyse reports and print one JSON object per report (JSON Lines) on standard output."""
     if samples:
         paths = sorted(SAMPLES_DIR.glob("*.txt"))
-    pipeline = RadiologyPipeline.load(mode)
-    pipeline.max_chars = settings.max_report_chars
+    pipeline = RadiologyPipeline.load(mode, max_chars=settings.max_report_chars)
     failed = 0
 
     def valid_inputs() -> Iterator[ReportInput]:

@@ -66,10 +66,12 @@ class RadiologyPipeline:
         self.max_chars = max_chars
 
     @classmethod
-    def load(cls, mode: str = "rules") -> RadiologyPipeline:
+    def load(cls, mode: str = "rules", *, max_chars: int = DEFAULT_MAX_CHARS) -> RadiologyPipeline:
         if mode not in MODES:
             raise ValueError(Errors.E001.format(mode=mode, modes=", ".join(MODES)))
-        return cls(build_nlp(), model_version=RULES_MODEL_VERSION)
+        nlp = build_nlp()
+        nlp.max_length = max(nlp.max_length, max_chars + 1)
+        return cls(nlp, model_version=RULES_MODEL_VERSION, max_chars=max_chars)
 
     def analyze(self, text: str, report_id: str = "report") -> ReportAnalysis:
         """Analyse one report; raises ``ValueError`` for input that cannot be analysed."""

@@ -15,7 +15,7 @@ from pipelines._extensions import (
     RECOMMENDATION_GROUP,
 )
 from pipelines.sections import INDICATION_SECTIONS
-from pipelines.sentences import _is_list_marker
+from pipelines.sentences import is_list_marker
 from terminology import load_lexicon
 
 TRIGGER = re.compile(
@@ -203,8 +203,8 @@ def _inside(inner: Span, outer: Span) -> bool:
 def _strip_list_marker(sentence: Span) -> Span | None:
     start = sentence.start
     doc = sentence.doc
-    while start < sentence.end and (doc[start].is_space or _is_list_marker(doc, start)):
-        start += 2 if _is_list_marker(doc, start) and doc[start].text not in "-*•" else 1
+    while start < sentence.end and (doc[start].is_space or is_list_marker(doc, start)):
+        start += 2 if is_list_marker(doc, start) and doc[start].text not in "-*•" else 1
     end = sentence.end
     while end > start and doc[end - 1].is_space:
         end -= 1

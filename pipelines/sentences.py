@@ -17,7 +17,7 @@ CONTINUATION_WORDS = frozenset(
 LIST_MARKER = re.compile(r"^(\d{1,2}|[a-z])$|^[-*•]$")
 
 
-def _is_list_marker(doc: Doc, i: int) -> bool:
+def is_list_marker(doc: Doc, i: int) -> bool:
     """``1.``/``2)``/``-``/``*`` opening a list item at token ``i``."""
     token = doc[i]
     if token.text in {"-", "*", "•"}:
@@ -53,7 +53,7 @@ class RadiologySentencizer:
                 starts[i] = True
             elif previous is not None:
                 starts[i] = self._starts_after(doc, text, previous, token, list_marker_end)
-            if starts[i] and _is_list_marker(doc, i):
+            if starts[i] and is_list_marker(doc, i):
                 list_marker_end = i + 1
             previous = token
         for token, is_start in zip(doc, starts, strict=True):
@@ -71,7 +71,7 @@ class RadiologySentencizer:
             return True
         if not self.split_on_line_breaks or "\n" not in gap:
             return False
-        if gap.count("\n") >= 2 or _is_list_marker(doc, token.i):
+        if gap.count("\n") >= 2 or is_list_marker(doc, token.i):
             return True
         if previous.lower_ in CONTINUATION_WORDS or previous.text in {",", "-", "/", "("}:
             return False
