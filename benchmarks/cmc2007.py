@@ -20,16 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import (
-    DEFAULT_DATA_DIR,
-    TEST_FILE,
-    TRAIN_FILE,
-    CmcReport,
-    RunOutcome,
-    System,
-    read_cmc,
-    run_system,
-)
+from benchmarks.common import RunOutcome, System, run_system
+from pipelines.corpora import CMC_TEST_FILE as TEST_FILE
+from pipelines.corpora import CMC_TRAIN_FILE as TRAIN_FILE
+from pipelines.corpora import DEFAULT_DATA_DIR, CmcReport, read_cmc
 from pipelines.evaluation import PRF
 from pipelines.pipeline import RadiologyPipeline, ReportInput
 from pipelines.schema import FindingOut, ReportAnalysis

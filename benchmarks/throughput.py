@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import DEFAULT_DATA_DIR, TEST_FILE, TRAIN_FILE, System, read_cmc
+from benchmarks.common import System
+from pipelines.corpora import CMC_TEST_FILE as TEST_FILE
+from pipelines.corpora import CMC_TRAIN_FILE as TRAIN_FILE
+from pipelines.corpora import DEFAULT_DATA_DIR, read_cmc
 from pipelines.pipeline import RadiologyPipeline, ReportInput
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cmc2007, gold_peer, throughput
-from benchmarks.common import read_cmc
+from pipelines.corpora import read_cmc
 
 # medspaCy's matchers warn about their empty sub-matchers on every call.
 pytestmark = pytest.mark.filterwarnings("ignore:.*W036")
