@@ -128,5 +128,36 @@ def evaluate(
         typer.echo(format_report(scores, f"{gold} mode={mode} model={pipeline.model_version}"))
 
 
+@app.command()
+def train(
+    version: Annotated[str, typer.Option(help="Version name of the new model, e.g. "
+                                              "ner-2026.11-1.")],
+    gold: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                       help="Gold JSON Lines (its dev split is trained on, its "
+                                            "test split evaluated).")]
+    = Path("annotations/gold/gold.jsonl"),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder with the CMC 2007 XML files for silver labels (skipped if absent).")]
+    = Path("../shared/data"),
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: "
+                                                  "pipelines/models/VERSION).")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 13,
+    set_default: Annotated[bool, typer.Option("--set-default", help="Make it the default "
+                                              "model of --mode full.")] = False,
+) -> None:
+    """Fine-tune the NER and assertion models (seeded) and write a versioned model folder."""
+    from pipelines.models import DEFAULT_FILE, MODELS_DIR
+    from pipelines.training import TrainConfig, model_card_markdown, train_model_version
+
+    folder = out or MODELS_DIR / version
+    card = train_model_version(gold_path=gold, data_dir=data_dir, out_dir=folder,
+                               version=version, config=TrainConfig(epochs=epochs, seed=seed))
+    typer.echo(model_card_markdown(card))
+    if set_default:
+        DEFAULT_FILE.write_text(f"{folder.name if folder.parent == MODELS_DIR else folder}\n")
+        typer.echo(f"default model: {version}")
+
+
 if __name__ == "__main__":
     app()

@@ -29,6 +29,10 @@ _SPAN_ATTRIBUTES: dict[str, object] = {
     "measurements": None,  # list[pipelines.measurements.MeasurementMatch]
     "change": None,  # "new" | "stable" | "increased" | "decreased" | "resolved"
     "recommendation": None,  # pipelines.recommendations.RecommendationInfo
+    "sources": None,  # list[str]: which stages produced the finding ("rules", "transformer")
+    "score": None,  # float: the transformer's confidence that this span is a finding
+    "assertion_override": None,  # str: the assertion model's verdict where it overrides ConText
+    "assertion_scores": None,  # dict[str, float]: the assertion model's class probabilities
 }
 
 
@@ -40,6 +44,8 @@ def _section_of(span: Span) -> str | None:
 
 
 def _assertion_of(span: Span) -> str:
+    if span._.assertion_override:
+        return str(span._.assertion_override)
     if span._.is_negated or span._.is_resolved:
         return "absent"
     if span._.is_uncertain or span._.is_hypothetical:

@@ -7,8 +7,10 @@ from spacy.language import Language
 
 from pipelines import _extensions  # noqa: F401  (declares the custom attributes)
 from pipelines.anatomy import AnatomyAttacher
+from pipelines.assertion_model import AssertionClassifier
 from pipelines.context import ConTextComponent
 from pipelines.measurements import MeasurementAttacher
+from pipelines.ner import TransformerNER
 from pipelines.recommendations import RecommendationExtractor
 from pipelines.sections import Sectionizer
 from pipelines.sentences import RadiologySentencizer
@@ -50,11 +52,41 @@ def make_recommendations(nlp: Language, name: str) -> RecommendationExtractor:
     return RecommendationExtractor(nlp, name)
 
 
+@Language.factory("radnlp_transformer_ner", default_config={
+    "model": "default", "min_score": 0.5, "max_batch_tokens": 2048, "device": "auto",
+    "precision": "auto"})
+def make_transformer_ner(nlp: Language, name: str, model: str, min_score: float,
+                         max_batch_tokens: int, device: str, precision: str) -> TransformerNER:
+    return TransformerNER(nlp, name, model=model, min_score=min_score,
+                          max_batch_tokens=max_batch_tokens, device=device, precision=precision)
+
+
+@Language.factory("radnlp_assertion_model", default_config={
+    "model": "default", "policy": "combined", "override_threshold": 0.9, "batch_tokens": 8192})
+def make_assertion_model(nlp: Language, name: str, model: str, policy: str,
+                         override_threshold: float, batch_tokens: int) -> AssertionClassifier:
+    return AssertionClassifier(nlp, name, model=model, policy=policy,
+                               override_threshold=override_threshold, batch_tokens=batch_tokens)
+
+
 RULES_PIPELINE = (
     "radnlp_sectionizer",
     "radnlp_sentencizer",
     "radnlp_target_matcher",
     "radnlp_context",
+    "radnlp_measurements",
+    "radnlp_anatomy",
+    "radnlp_recommendations",
+)
+# Full mode: the transformer adds findings before ConText reads them, and the assertion model
+# reviews ConText's verdicts before measurements and recommendations use them.
+FULL_PIPELINE = (
+    "radnlp_sectionizer",
+    "radnlp_sentencizer",
+    "radnlp_target_matcher",
+    "radnlp_transformer_ner",
+    "radnlp_context",
+    "radnlp_assertion_model",
     "radnlp_measurements",
     "radnlp_anatomy",
     "radnlp_recommendations",

@@ -27,8 +27,9 @@ from pipelines.sections import INDICATION_SECTIONS
 from pipelines.tokenizer import LongRunTokenizer
 
 RULES_MODEL_VERSION = "rules-2026.11"
-MODES = ("rules",)
-DEFAULT_MAX_CHARS = 1_000_000
+MODES = ("full", "rules")
+# About 60,000 tokens: ten times the longest real report; longer input is refused, not cut.
+DEFAULT_MAX_CHARS = 300_000
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,15 @@ class ReportInput:
     text: str
 
 
-def build_nlp(*, components: Iterable[str] = factories.RULES_PIPELINE) -> Language:
-    """A blank English pipeline with the radiology components added in order."""
+def build_nlp(*, components: Iterable[str] = factories.RULES_PIPELINE,
+              config: dict[str, dict[str, Any]] | None = None) -> Language:
+    """A blank English pipeline with the radiology components added in order; ``config``
+    overrides a component's options by factory name."""
     nlp = spacy.blank("en")
     nlp.tokenizer = LongRunTokenizer(nlp.tokenizer)
     nlp.max_length = DEFAULT_MAX_CHARS + 1
     for name in components:
-        nlp.add_pipe(name)
+        nlp.add_pipe(name, config=(config or {}).get(name, {}))
     nlp.set_error_handler(_record_error)  # type: ignore[arg-type]
     return nlp
 
@@ -66,12 +69,28 @@ class RadiologyPipeline:
         self.max_chars = max_chars
 
     @classmethod
-    def load(cls, mode: str = "rules", *, max_chars: int = DEFAULT_MAX_CHARS) -> RadiologyPipeline:
+    def load(cls, mode: str = "full", *, model: str = "default",
+             max_chars: int = DEFAULT_MAX_CHARS,
+             config: dict[str, dict[str, Any]] | None = None) -> RadiologyPipeline:
+        """The pipeline of a mode: ``rules`` alone, or ``full`` (rules + transformer models of
+        version ``model``). ``config`` overrides component options by factory name."""
         if mode not in MODES:
             raise ValueError(Errors.E001.format(mode=mode, modes=", ".join(MODES)))
-        nlp = build_nlp()
+        if mode == "rules":
+            nlp = build_nlp(config=config)
+            version = RULES_MODEL_VERSION
+        else:
+            from pipelines.models import model_dir
+            from pipelines.models import model_version as version_of
+
+            folder = model_dir(model)
+            overrides = {name: {"model": str(folder), **(config or {}).get(name, {})}
+                         for name in ("radnlp_transformer_ner", "radnlp_assertion_model")}
+            nlp = build_nlp(components=factories.FULL_PIPELINE,
+                            config={**(config or {}), **overrides})
+            version = version_of(folder)
         nlp.max_length = max(nlp.max_length, max_chars + 1)
-        return cls(nlp, model_version=RULES_MODEL_VERSION, max_chars=max_chars)
+        return cls(nlp, model_version=version, max_chars=max_chars)
 
     def analyze(self, text: str, report_id: str = "report") -> ReportAnalysis:
         """Analyse one report; raises ``ValueError`` for input that cannot be analysed."""
@@ -160,7 +179,8 @@ def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAn
                             end=m.end_char, dimensions=list(m.dimensions), qualifier=m.qualifier)
                 for m in ent._.measurements or ()
             ],
-            in_indication=section in INDICATION_SECTIONS, sources=["rules"], score=1.0,
+            in_indication=section in INDICATION_SECTIONS, sources=ent._.sources or ["rules"],
+            score=round(ent._.score, 4) if ent._.score is not None else 1.0,
         ))
     recommendations = []
     for span in doc.spans.get(RECOMMENDATION_GROUP, []):

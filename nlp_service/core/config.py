@@ -10,7 +10,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RADNLP_", extra="ignore")
 
     pipeline_mode: str = Field(default="rules", description="Pipeline mode for analysis.")
-    max_report_chars: int = Field(default=1_000_000, gt=0,
+    max_report_chars: int = Field(default=300_000, gt=0,
                                   description="Reports longer than this are rejected.")
     batch_size: int = Field(default=64, gt=0, description="Reports per pipeline batch.")
 
