@@ -22,6 +22,9 @@ app = typer.Typer(help="Radiology report NLP: findings, assertions and follow-up
                   no_args_is_help=True, add_completion=False)
 
 ModeOption = Annotated[str, typer.Option("--mode", help=f"Pipeline mode: {', '.join(MODES)}.")]
+ModelOption = Annotated[str, typer.Option(
+    "--model", help="Model version (a name under pipelines/models, or a folder) for --mode "
+                    "full; 'default' is the one named in pipelines/models/DEFAULT.")]
 
 
 def _read_jsonl(lines: Iterator[str], source: str) -> Iterator[ReportInput | AnalysisError]:
@@ -64,13 +67,14 @@ def analyze(
         help="Text files (one report each) or JSON Lines files of {\"id\", \"text\"}; "
              "none or '-' reads JSON Lines from standard input.")] = None,
     mode: ModeOption = settings.pipeline_mode,
+    model: ModelOption = "default",
     samples: Annotated[bool, typer.Option("--samples", help="Analyse the bundled sample reports.")]
     = False,
 ) -> None:
     """Analyse reports and print one JSON object per report (JSON Lines) on standard output."""
     if samples:
         paths = sorted(SAMPLES_DIR.glob("*.txt"))
-    pipeline = RadiologyPipeline.load(mode, max_chars=settings.max_report_chars)
+    pipeline = RadiologyPipeline.load(mode, model=model, max_chars=settings.max_report_chars)
     failed = 0
 
     def valid_inputs() -> Iterator[ReportInput]:
@@ -100,6 +104,7 @@ def evaluate(
     gold: Annotated[Path, typer.Option("--gold", exists=True, dir_okay=False,
                                        help="Gold JSON Lines file (annotations/gold/*.jsonl).")],
     mode: ModeOption = settings.pipeline_mode,
+    model: ModelOption = "default",
     split: Annotated[str | None, typer.Option(help="Only reports of this split (dev, test).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
@@ -113,7 +118,7 @@ def evaluate(
         typer.echo(f"error: no gold reports in {gold}" + (f" for split {split!r}" if split else ""),
                    err=True)
         raise typer.Exit(code=2)
-    pipeline = RadiologyPipeline.load(mode)
+    pipeline = RadiologyPipeline.load(mode, model=model)
     predictions = {}
     for result in pipeline.analyze_stream(ReportInput(r.id, r.text) for r in reports):
         if isinstance(result, AnalysisError):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from pipelines._extensions import ANATOMY_GROUP
+from pipelines.spans import sentence_bounds
 
 LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
               "bilaterally": "bilateral", "both": "bilateral", "rt": "right", "lt": "left",
@@ -26,22 +29,28 @@ CHANGE_WORDS = {
 }
 
 
-def _neighbourhood(finding: Span) -> tuple[int, int]:
-    """Token range around a finding that does not cross a neighbouring finding or clause end."""
-    sentence = finding.sent
-    start, end = sentence.start, sentence.end
-    for other in finding.doc.ents:
-        if other.sent.start != sentence.start or other == finding:
-            continue
-        if other.end <= finding.start:
-            start = max(start, other.end)
-        elif other.start >= finding.end:
-            end = min(end, other.start)
-    for token in finding.doc[finding.end:end]:
-        if token.text in {";", ":"} or token.lower_ in {"but", "however", "and", "with"}:
-            end = token.i
-            break
-    return start, end
+CLAUSE_ENDS = frozenset({";", ":", "but", "however", "and", "with"})
+CHANGE_WINDOW = 12  # tokens either side of a finding searched for change words
+
+
+def _neighbourhoods(doc: Doc) -> list[tuple[int, int]]:
+    """Per finding, the token range around it that does not cross a neighbouring finding of
+    its sentence or, after it, a clause end."""
+    starts, ends = sentence_bounds(doc)
+    ents = list(doc.ents)
+    ranges = []
+    for k, finding in enumerate(ents):
+        start, end = starts[finding.start], ends[finding.start]
+        if k > 0 and ents[k - 1].end > start:
+            start = ents[k - 1].end
+        if k + 1 < len(ents) and ents[k + 1].start < end:
+            end = ents[k + 1].start
+        for token in doc[finding.end:end]:
+            if token.lower_ in CLAUSE_ENDS:
+                end = token.i
+                break
+        ranges.append((start, end))
+    return ranges
 
 
 class AnatomyAttacher:
@@ -52,12 +61,16 @@ class AnatomyAttacher:
         self.anatomy_window = anatomy_window
 
     def __call__(self, doc: Doc) -> Doc:
-        anatomy_spans = list(doc.spans[ANATOMY_GROUP]) if ANATOMY_GROUP in doc.spans else []
-        for finding in doc.ents:
-            start, end = _neighbourhood(finding)
-            finding._.anatomy = self._anatomy(finding, anatomy_spans, start, end)
+        anatomy_spans = sorted(doc.spans.get(ANATOMY_GROUP, []),
+                               key=lambda s: s.start)
+        anatomy_starts = [s.start for s in anatomy_spans]
+        for finding, (start, end) in zip(doc.ents, _neighbourhoods(doc), strict=True):
+            nearby = anatomy_spans[bisect_left(anatomy_starts, start):
+                                   bisect_left(anatomy_starts, end)]
+            finding._.anatomy = self._anatomy(finding, nearby, start, end)
             finding._.laterality = self._laterality(finding, start, end)
-            finding._.change = self._change(finding, start, end)
+            finding._.change = self._change(finding, max(start, finding.start - CHANGE_WINDOW),
+                                            min(end, finding.end + CHANGE_WINDOW))
         return doc
 
     def _anatomy(self, finding: Span, spans: list[Span], start: int, end: int) -> Span | None:

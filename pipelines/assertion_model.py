@@ -15,7 +15,7 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from pipelines.training import ASSERTION_LABELS, mark_entity
+from pipelines.training import ASSERTION_LABELS, assertion_input
 
 POLICIES = ("combined", "model", "context")
 
@@ -66,11 +66,7 @@ class AssertionClassifier:
         if self.policy == "context":
             return docs
         findings: list[Span] = [ent for doc in docs for ent in doc.ents]
-        inputs = []
-        for ent in findings:
-            sentence = ent.sent
-            inputs.append(mark_entity(sentence.text, ent.start_char - sentence.start_char,
-                                      ent.end_char - sentence.start_char, ent._.section))
+        inputs = [assertion_input(ent) for ent in findings]
         try:
             probabilities = self.classify(inputs)
         except Exception as exc:  # spaCy gives pipe() no error handler: keep the batch alive

@@ -10,6 +10,7 @@ shorter modifiers inside them. When several existence modifiers reach one findin
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
+
+from pipelines.spans import sentence_bounds
 
 RESOURCES = Path(__file__).parent / "resources"
 
@@ -87,7 +90,7 @@ class ConTextComponent:
     """Sets ``is_negated``, ``is_uncertain``, ``is_historical``, ``is_hypothetical`` on findings."""
 
     def __init__(self, nlp: Language, name: str, *, rules: str | Iterable[ContextRule] = "default",
-                 max_scope: int | None = None) -> None:
+                 max_scope: int | None = 50) -> None:
         self.name = name
         self.nlp = nlp
         self.max_scope = max_scope
@@ -109,8 +112,16 @@ class ConTextComponent:
     def __call__(self, doc: Doc) -> Doc:
         modifiers = self.find_modifiers(doc)
         doc._.context_modifiers = modifiers
+        # Scopes are at most ``reach`` tokens long, so only modifiers that close can reach a
+        # finding: looked up by position, which keeps long reports linear.
+        scoped = sorted((m for m in modifiers if m.scope_end > m.scope_start),
+                        key=lambda m: m.scope_start)
+        scope_starts = [m.scope_start for m in scoped]
+        reach = max((m.scope_end - m.scope_start for m in scoped), default=0)
         for finding in doc.ents:
-            reaching = [m for m in modifiers if m.reaches(finding)]
+            low = bisect_left(scope_starts, finding.end - reach)
+            high = bisect_right(scope_starts, finding.start)
+            reaching = [m for m in scoped[low:high] if m.reaches(finding)]
             existence = [m for m in reaching if m.rule.category in EXISTENCE_CATEGORIES]
             if existence:
                 nearest = min(existence, key=lambda m: m.distance(finding))
@@ -127,32 +138,39 @@ class ConTextComponent:
         matches = [Span(doc, start, end, label=match_id)
                    for match_id, start, end in self._matcher(doc)
                    if not inside_target.intersection(range(start, end))]
-        modifiers: list[ContextModifier] = []
+        starts, ends = sentence_bounds(doc)
+        found: list[ContextModifier] = []
         for span in filter_spans(matches):
             rule = self._rules[self.nlp.vocab.strings[span.label]]
-            sentence = span.sent
-            modifiers.append(ContextModifier(rule, span.start, span.end, sentence.start,
-                                             sentence.end))
-        return [self._limit_scope(m, modifiers) for m in modifiers]
+            found.append(ContextModifier(rule, span.start, span.end, starts[span.start],
+                                         ends[span.start]))
+        barriers = sorted((m for m in found if m.rule.direction == "terminate"),
+                          key=lambda m: m.start)
+        return [self._limit_scope(m, barriers) for m in found]
 
     def _limit_scope(self, modifier: ContextModifier,
-                     modifiers: list[ContextModifier]) -> ContextModifier:
+                     barriers: list[ContextModifier]) -> ContextModifier:
         rule = modifier.rule
         if rule.direction in {"pseudo", "terminate"}:
             return ContextModifier(rule, modifier.start, modifier.end, modifier.start,
                                    modifier.start)
-        barriers = [m for m in modifiers
-                    if m.rule.direction == "terminate" and m.scope_start == modifier.scope_start]
         limit = rule.max_scope or self.max_scope
         scope_start, scope_end = modifier.start, modifier.end
+        barrier_starts = [b.start for b in barriers]
         if rule.direction in {"forward", "bidirectional"}:
-            ends = [b.start for b in barriers if b.start >= modifier.end]
-            scope_end = min([modifier.scope_end, *ends])
+            scope_end = modifier.scope_end
+            after = bisect_left(barrier_starts, modifier.end)
+            if after < len(barriers) and barriers[after].start < scope_end:
+                scope_end = barriers[after].start
             if limit:
                 scope_end = min(scope_end, modifier.end + limit)
         if rule.direction in {"backward", "bidirectional"}:
-            starts = [b.end for b in barriers if b.end <= modifier.start]
-            scope_start = max([modifier.scope_start, *starts])
+            scope_start = modifier.scope_start
+            before = bisect_right(barrier_starts, modifier.start) - 1
+            while before >= 0 and barriers[before].end > modifier.start:
+                before -= 1
+            if before >= 0 and barriers[before].end > scope_start:
+                scope_start = barriers[before].end
             if limit:
                 scope_start = max(scope_start, modifier.start - limit)
         return ContextModifier(rule, modifier.start, modifier.end, scope_start, scope_end)

@@ -32,7 +32,7 @@ def make_target_matcher(nlp: Language, name: str, rules: str | None) -> TargetMa
     return TargetMatcher(nlp, name, rules=rules)
 
 
-@Language.factory("radnlp_context", default_config={"rules": "default", "max_scope": None})
+@Language.factory("radnlp_context", default_config={"rules": "default", "max_scope": 50})
 def make_context(nlp: Language, name: str, rules: str, max_scope: int | None) -> ConTextComponent:
     return ConTextComponent(nlp, name, rules=rules, max_scope=max_scope)
 
@@ -53,7 +53,7 @@ def make_recommendations(nlp: Language, name: str) -> RecommendationExtractor:
 
 
 @Language.factory("radnlp_transformer_ner", default_config={
-    "model": "default", "min_score": 0.5, "max_batch_tokens": 2048, "device": "auto",
+    "model": "default", "min_score": 0.8, "max_batch_tokens": 2048, "device": "auto",
     "precision": "auto"})
 def make_transformer_ner(nlp: Language, name: str, model: str, min_score: float,
                          max_batch_tokens: int, device: str, precision: str) -> TransformerNER:

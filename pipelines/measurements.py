@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from pipelines.spans import overlapping, sentence_bounds
+
+MAX_FINDING_TOKENS = 16  # longer findings are not looked up by position
+
 NUMBER = r"\d+(?:\.\d+)?|\.\d+"
 UNITS = {"mm": "mm", "millimeter": "mm", "millimeters": "mm", "cm": "cm", "centimeter": "cm",
          "centimeters": "cm", "ml": "mL", "cc": "mL", "cm3": "mL", "milliliters": "mL",
@@ -66,22 +70,28 @@ class MeasurementAttacher:
 
     def __call__(self, doc: Doc) -> Doc:
         doc._.measurements = find_measurements(doc.text)
-        for finding in doc.ents:
+        ents = list(doc.ents)
+        ent_starts = [ent.start for ent in ents]
+        for finding in ents:
             finding._.measurements = []
         for measurement in doc._.measurements:
             located = doc.char_span(measurement.start_char, measurement.end_char,
                                     alignment_mode="expand")
             if located is None:
                 continue
-            nearest = self._nearest_finding(located)
+            nearest = self._nearest_finding(located, ents, ent_starts)
             if nearest is not None:
                 nearest._.measurements.append(measurement)
         return doc
 
-    def _nearest_finding(self, span: Span) -> Span | None:
-        sentence = span.sent
-        candidates = [ent for ent in span.doc.ents
-                      if ent.sent.start == sentence.start and not ent._.is_negated]
+    def _nearest_finding(self, span: Span, ents: list[Span],
+                         ent_starts: list[int]) -> Span | None:
+        starts, _ = sentence_bounds(span.doc)
+        sentence = starts[span.start]
+        window = overlapping(ents, ent_starts, span.start - self.max_distance,
+                             span.end + self.max_distance, max_length=MAX_FINDING_TOKENS)
+        candidates = [ent for ent in window
+                      if starts[ent.start] == sentence and not ent._.is_negated]
         best, best_distance = None, self.max_distance + 1
         for ent in candidates:
             # A measurement usually precedes its finding ("6 mm nodule") or follows it closely

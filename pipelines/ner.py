@@ -2,8 +2,9 @@
 
 Merge policy: a lexicon finding is kept as the rules found it (rules win on exact lexicon hits);
 a transformer FINDING span that overlaps it adds "transformer" to its sources; a transformer span
-that overlaps no lexicon finding is added as a new finding (the transformer adds what the
-lexicon lacks), with a concept from the fuzzy normalizer when one clears its threshold. Every
+that overlaps no lexicon finding and no lexicon anatomy, modality or body-region mention is
+added as a new finding (the transformer adds what the lexicon lacks), with a concept from the
+fuzzy normalizer when one clears its threshold. Every
 finding's ``score`` is the transformer's mean probability that its tokens belong to a finding.
 """
 
@@ -18,6 +19,8 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from pipelines._extensions import ANATOMY_GROUP, BODY_REGION_GROUP, MODALITY_GROUP
+from pipelines.spans import overlapping
 from pipelines.target_matcher import FINDING
 from pipelines.training import BIO_TAGS
 
@@ -67,7 +70,7 @@ class TransformerNER:
     """``radnlp_transformer_ner``: adds transformer findings to the lexicon's, per the policy."""
 
     def __init__(self, nlp: Language, name: str, *, model: str = "default",
-                 min_score: float = 0.5, max_batch_tokens: int = 8192, device: str = "auto",
+                 min_score: float = 0.8, max_batch_tokens: int = 2048, device: str = "auto",
                  precision: str = "auto") -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be within [0, 1], got {min_score}")
@@ -133,6 +136,12 @@ class TransformerNER:
         for ent in doc.ents:
             ent._.sources = ["rules"]
             ent._.score = _mean_probability(starts, probs, ent.start_char, ent.end_char)
+        mentions = sorted((s for group in (ANATOMY_GROUP, MODALITY_GROUP, BODY_REGION_GROUP)
+                           for s in doc.spans.get(group, [])), key=lambda s: s.start)
+        mention_starts = [s.start for s in mentions]
+        ents = list(doc.ents)
+        ent_starts = [e.start for e in ents]
+        longest = max((len(s) for s in [*ents, *mentions]), default=0)
         new_spans = []
         for item in predicted:
             if item.label != FINDING or item.score < self.min_score:
@@ -140,11 +149,12 @@ class TransformerNER:
             span = doc.char_span(item.start_char, item.end_char, alignment_mode="expand")
             if span is None:
                 continue
-            overlapping = [e for e in doc.ents if e.start < span.end and span.start < e.end]
-            for ent in overlapping:
+            lexicon_findings = overlapping(ents, ent_starts, span.start, span.end, longest)
+            for ent in lexicon_findings:
                 if "transformer" not in ent._.sources:
                     ent._.sources = [*ent._.sources, "transformer"]
-            if overlapping:
+            if lexicon_findings or overlapping(mentions, mention_starts, span.start, span.end,
+                                               longest):
                 continue
             added = Span(doc, span.start, span.end, label=FINDING)
             match = normalize(added.text, kind="finding")

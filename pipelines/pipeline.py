@@ -28,8 +28,8 @@ from pipelines.tokenizer import LongRunTokenizer
 
 RULES_MODEL_VERSION = "rules-2026.11"
 MODES = ("full", "rules")
-# About 60,000 tokens: ten times the longest real report; longer input is refused, not cut.
-DEFAULT_MAX_CHARS = 300_000
+# About 100,000 tokens, far beyond any real report; longer input is refused, not cut.
+DEFAULT_MAX_CHARS = 500_000
 
 
 @dataclass(frozen=True)

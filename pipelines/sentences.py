@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -56,8 +58,10 @@ class RadiologySentencizer:
             if starts[i] and is_list_marker(doc, i):
                 list_marker_end = i + 1
             previous = token
-        for token, is_start in zip(doc, starts, strict=True):
-            token.is_sent_start = is_start
+        # One array write: setting Token.is_sent_start one by one is quadratic in spaCy.
+        values = numpy.array([[1 if is_start else -1] for is_start in starts],
+                             dtype="int64").astype("uint64")
+        doc.from_array([SENT_START], values)  # type: ignore[arg-type]
         return doc
 
     def _starts_after(self, doc: Doc, text: str, previous: Token, token: Token,

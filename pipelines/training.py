@@ -25,6 +25,7 @@ NER_LABELS = ("FINDING", "ANATOMY", "MEASUREMENT", "RECOMMENDATION")
 BIO_TAGS = ("O", *(f"{prefix}-{label}" for label in NER_LABELS for prefix in ("B", "I")))
 ASSERTION_LABELS = ("present", "absent", "possible")
 ENTITY_START, ENTITY_END = "[unused1]", "[unused2]"
+CONTEXT_TOKENS = 40
 OVERLAY_FILE = "overlay.safetensors"
 CONFIG_FILE = "radnlp_model.json"
 
@@ -73,6 +74,18 @@ def mark_entity(sentence: str, start: int, end: int, section: str | None = None)
     marked = (f"{sentence[:start]}{ENTITY_START} {sentence[start:end]} {ENTITY_END}"
               f"{sentence[end:]}")
     return f"{section or 'report'} : {marked}"
+
+
+def assertion_input(span: Any) -> str:
+    """The classifier input for a finding ``Span``: its sentence, clipped to
+    ``CONTEXT_TOKENS`` either side (a run-on "sentence" must not become the whole report)."""
+    from pipelines.spans import sentence_of
+
+    sentence = sentence_of(span)
+    context = span.doc[max(sentence.start, span.start - CONTEXT_TOKENS):
+                       min(sentence.end, span.end + CONTEXT_TOKENS)]
+    return mark_entity(context.text, span.start_char - context.start_char,
+                       span.end_char - context.start_char, span._.section)
 
 
 def seed_everything(seed: int) -> None:
@@ -130,10 +143,17 @@ def _freeze_lower_layers(model: Any, trainable_layers: int) -> list[str]:
 
 def _batches(features: list[tuple[list[int], Any]], batch_size: int,
              rng: random.Random) -> Iterable[list[tuple[list[int], Any]]]:
+    """Shuffled batches of similar length (less padding), in a shuffled order."""
     order = list(range(len(features)))
     rng.shuffle(order)
-    for i in range(0, len(order), batch_size):
-        yield [features[j] for j in order[i:i + batch_size]]
+    pool = batch_size * 32
+    batches = []
+    for i in range(0, len(order), pool):
+        chunk = sorted(order[i:i + pool], key=lambda j: len(features[j][0]))
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    for batch in batches:
+        yield [features[j] for j in batch]
 
 
 def _pad(batch: list[tuple[list[int], Any]], pad_id: int,
@@ -289,10 +309,8 @@ def gold_examples(gold_path: Path, split: str = "dev", weight: int = 1,
             located = doc.char_span(span.start, span.end, alignment_mode="expand")
             if located is None:
                 continue
-            sentence = located.sent
-            assertion_examples.append(AssertionExample(mark_entity(
-                sentence.text, span.start - sentence.start_char, span.end - sentence.start_char,
-                located._.section), span.assertion, weight))
+            assertion_examples.append(AssertionExample(assertion_input(located), span.assertion,
+                                                       weight))
     return span_examples, assertion_examples
 
 
@@ -310,10 +328,7 @@ def silver_examples(texts: Iterable[str],
         spans = tuple((s.start, s.end, s.label) for s in predicted_spans(analysis))
         span_examples.append(SpanExample(doc.text, spans))
         for ent in doc.ents:
-            sentence = ent.sent
-            assertion_examples.append(AssertionExample(mark_entity(
-                sentence.text, ent.start_char - sentence.start_char,
-                ent.end_char - sentence.start_char, ent._.section), ent._.assertion))
+            assertion_examples.append(AssertionExample(assertion_input(ent), ent._.assertion))
     return span_examples, assertion_examples
 
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipelines.schema import ReportAnalysis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +66,36 @@ def test_evaluate_prints_scores(tmp_path):
     assert scores["assertion"]["accuracy"] == 1.0
     missing = radnlp("evaluate", "--gold", str(gold), "--split", "dev")
     assert missing.returncode == 2 and "no gold reports" in missing.stderr
+
+
+@pytest.mark.slow
+def test_train_writes_a_versioned_model_that_full_mode_loads(tmp_path):
+    texts = ["No pneumothorax. Small left pleural effusion.",
+             "Possible right lower lobe pneumonia. Recommend chest radiograph in 6 weeks."]
+    lines = []
+    for i, text in enumerate(texts * 2):
+        spans = [{"start": text.index(w), "end": text.index(w) + len(w), "label": "FINDING",
+                  "text": w, "assertion": a}
+                 for w, a in (("pneumothorax", "absent"), ("pleural effusion", "present"),
+                              ("pneumonia", "possible")) if w in text]
+        lines.append(json.dumps({"id": f"t{i}", "split": "dev" if i < 2 else "test",
+                                 "text": text, "spans": spans, "recommendations": []}))
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "model"
+    default_before = (ROOT / "pipelines" / "models" / "DEFAULT").read_text()
+    result = radnlp("train", "--version", "test-1", "--gold", str(gold), "--data-dir",
+                    str(tmp_path / "no-cmc"), "--out", str(out), "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["version"] == "test-1"
+    assert card["data"]["gold_reports"] == 2 and card["data"]["silver_reports"] == 0
+    assert set(card["metrics"]) == {"rules", "full"}
+    assert card["metrics"]["full"]["reports"] == 2
+    assert (out / "MODEL_CARD.md").read_text().startswith("# Model test-1")
+    assert (ROOT / "pipelines" / "models" / "DEFAULT").read_text() == default_before
+    analysis = radnlp("analyze", "--model", str(out),
+                      stdin=json.dumps({"id": "x", "text": texts[0]}))
+    assert analysis.returncode == 0, analysis.stderr
+    (result_line,) = analysis.stdout.splitlines()
+    assert ReportAnalysis.model_validate_json(result_line).model_version == "test-1"
