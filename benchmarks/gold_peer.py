@@ -44,8 +44,8 @@ def summary_table(names: Sequence[str], results: Sequence[EvaluationResult],
                      [f"{r.assertion_class_prf()[label].f1:.3f}" for r in results]))
         rows.append((f"  {label} F1 (end to end)",
                      [f"{r.assertion_end_to_end[label].f1:.3f}" for r in results]))
-    lines = [f"{'':<30}" + "".join(f"{n:>20}" for n in names)]
-    lines += [f"{label:<30}" + "".join(f"{v:>20}" for v in values) for label, values in rows]
+    lines = [f"{'':<30}" + "".join(f"{n:>24}" for n in names)]
+    lines += [f"{label:<30}" + "".join(f"{v:>24}" for v in values) for label, values in rows]
     return "\n".join(lines)
 
 
