@@ -7,7 +7,7 @@ classifier alone and ``policy="context"`` ConText alone (for comparison).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,12 +15,13 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from pipelines.components import BatchedComponent
 from pipelines.training import ASSERTION_LABELS, assertion_input
 
 POLICIES = ("combined", "model", "context")
 
 
-class AssertionClassifier:
+class AssertionClassifier(BatchedComponent):
     """``radnlp_assertion_model``: runs after ConText and may override its verdict."""
 
     def __init__(self, nlp: Language, name: str, *, model: str = "default",
@@ -49,33 +50,12 @@ class AssertionClassifier:
             self._loaded = (model, tokenizer)
         return self._loaded
 
-    def __call__(self, doc: Doc) -> Doc:
-        return next(iter(self.pipe([doc])))
-
-    def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
-        batch: list[Doc] = []
-        for doc in docs:
-            batch.append(doc)
-            if len(batch) >= batch_size:
-                yield from self._process(batch)
-                batch = []
-        if batch:
-            yield from self._process(batch)
-
-    def _process(self, docs: list[Doc]) -> list[Doc]:
+    def process_batch(self, docs: list[Doc]) -> list[Doc]:
         if self.policy == "context":
             return docs
         findings: list[Span] = [ent for doc in docs for ent in doc.ents]
         inputs = [assertion_input(ent) for ent in findings]
-        try:
-            probabilities = self.classify(inputs)
-        except Exception as exc:  # spaCy gives pipe() no error handler: keep the batch alive
-            if len(docs) > 1:
-                return [d for doc in docs for d in self._process([doc])]
-            docs[0]._.errors = [*(docs[0]._.errors or []), f"{self.name}: "
-                                f"{type(exc).__name__}: {exc}"]
-            return docs
-        for ent, probs in zip(findings, probabilities, strict=True):
+        for ent, probs in zip(findings, self.classify(inputs), strict=True):
             scores = dict(zip(ASSERTION_LABELS, (float(p) for p in probs), strict=True))
             ent._.assertion_scores = scores
             verdict = ASSERTION_LABELS[int(np.argmax(probs))]

@@ -278,14 +278,9 @@ class BatchEngine:
     def run(self, texts: Sequence[str]) -> list[Result]:
         """Outputs for every text, in input order. All texts are sorted by length first."""
         results: list[Result | None] = [None] * len(texts)
-        valid: list[tuple[int, str]] = []
-        for index, text in enumerate(texts):
-            problem = self._check_text(text)
-            if problem:
-                results[index] = TextError(index, problem)
-            else:
-                valid.append((index, text))
-        valid.sort(key=lambda item: len(item[1]), reverse=True)
+        errors, valid = self._checked(enumerate(texts))
+        for error in errors:
+            results[error.index] = error
         chunk = self.config.texts_per_tokenizer_call
         for start in range(0, len(valid), chunk):
             for result in self._process(valid[start:start + chunk]):
@@ -451,16 +446,22 @@ class BatchEngine:
             return "text is empty"
         return None
 
-    def _run_chunk(self, chunk: Sequence[tuple[int, str]]) -> list[Result]:
-        out: dict[int, Result] = {}
-        valid = []
-        for index, text in chunk:
+    def _checked(self, items: Iterable[tuple[int, str]]
+                 ) -> tuple[list[TextError], list[tuple[int, str]]]:
+        """Errors for texts that cannot be analysed, and the others longest first."""
+        errors, valid = [], []
+        for index, text in items:
             problem = self._check_text(text)
             if problem:
-                out[index] = TextError(index, problem)
+                errors.append(TextError(index, problem))
             else:
                 valid.append((index, text))
         valid.sort(key=lambda item: len(item[1]), reverse=True)
+        return errors, valid
+
+    def _run_chunk(self, chunk: Sequence[tuple[int, str]]) -> list[Result]:
+        errors, valid = self._checked(chunk)
+        out: dict[int, Result] = {error.index: error for error in errors}
         for result in self._process(valid):
             out[result.index] = result
         return [out.get(i, TextError(i, "internal: no result")) for i, _ in chunk]

@@ -10,7 +10,6 @@ finding's ``score`` is the transformer's mean probability that its tokens belong
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from pipelines._extensions import ANATOMY_GROUP, BODY_REGION_GROUP, MODALITY_GROUP
+from pipelines.components import BatchedComponent, add_error
 from pipelines.spans import overlapping
 from pipelines.target_matcher import FINDING
 from pipelines.training import BIO_TAGS
@@ -66,7 +66,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
-class TransformerNER:
+class TransformerNER(BatchedComponent):
     """``radnlp_transformer_ner``: adds transformer findings to the lexicon's, per the policy."""
 
     def __init__(self, nlp: Language, name: str, *, model: str = "default",
@@ -95,33 +95,13 @@ class TransformerNER:
                                        BatchEngineConfig(**self.engine_options))  # type: ignore[arg-type]
         return self._engine
 
-    def __call__(self, doc: Doc) -> Doc:
-        return next(iter(self.pipe([doc])))
-
-    def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
-        batch: list[Doc] = []
-        for doc in docs:
-            batch.append(doc)
-            if len(batch) >= batch_size:
-                yield from self._process(batch)
-                batch = []
-        if batch:
-            yield from self._process(batch)
-
-    def _process(self, docs: list[Doc]) -> list[Doc]:
+    def process_batch(self, docs: list[Doc]) -> list[Doc]:
         from pipelines.batching import TextError
 
-        try:
-            results = self.engine.run([doc.text for doc in docs])
-        except Exception as exc:  # spaCy gives pipe() no error handler: keep the batch alive
-            if len(docs) > 1:
-                return [d for doc in docs for d in self._process([doc])]
-            docs[0]._.errors = [*(docs[0]._.errors or []), f"{self.name}: "
-                                f"{type(exc).__name__}: {exc}"]
-            return docs
+        results = self.engine.run([doc.text for doc in docs])
         for doc, result in zip(docs, results, strict=True):
             if isinstance(result, TextError):
-                doc._.errors = [*(doc._.errors or []), f"{self.name}: {result.message}"]
+                add_error(doc, f"{self.name}: {result.message}")
                 continue
             self.merge(doc, decode_bio(result.offsets, result.vectors), _finding_probability(
                 result.offsets, result.vectors))

@@ -12,6 +12,7 @@ from spacy.tokens import Doc, Span
 
 from pipelines import factories
 from pipelines._extensions import RECOMMENDATION_GROUP
+from pipelines.components import add_error
 from pipelines.errors import Errors
 from pipelines.schema import (
     AnalysisError,
@@ -56,7 +57,7 @@ def build_nlp(*, components: Iterable[str] = factories.RULES_PIPELINE,
 def _record_error(name: str, component: Any, docs: list[Doc], error: Exception) -> None:
     # spaCy hands component failures here, so one bad report does not sink its batch.
     for doc in docs:
-        doc._.errors = [*(doc._.errors or []), f"{name}: {type(error).__name__}: {error}"]
+        add_error(doc, f"{name}: {type(error).__name__}: {error}")
 
 
 class RadiologyPipeline:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,24 +210,29 @@ def save_overlay(model: torch.nn.Module, trainable: list[str], out_dir: Path,
     (out_dir / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_overlay_model(model_dir: Path, base: Path) -> tuple[torch.nn.Module, Any, dict]:
-    """Rebuild a trained model: the base encoder with the overlay's tensors applied."""
-    from safetensors.torch import load_file
+def _task_model(task: str, base: Path, labels: Sequence[str]) -> Any:
+    """The base encoder with a new head for ``task`` ("ner": tokens, else: sequences)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
 
-    meta = json.loads((model_dir / CONFIG_FILE).read_text())
-    labels = meta["labels"]
-    model_class = (AutoModelForTokenClassification if meta["task"] == "ner"
+    model_class = (AutoModelForTokenClassification if task == "ner"
                    else AutoModelForSequenceClassification)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the head is "newly initialised" until the overlay lands
+    hf_logging.set_verbosity_error()  # the head is "newly initialised" until trained or loaded
     try:
-        model = model_class.from_pretrained(
+        return model_class.from_pretrained(
             str(base), num_labels=len(labels), local_files_only=True,
             id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)})
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def load_overlay_model(model_dir: Path, base: Path) -> tuple[torch.nn.Module, Any, dict]:
+    """Rebuild a trained model: the base encoder with the overlay's tensors applied."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((model_dir / CONFIG_FILE).read_text())
+    model = _task_model(meta["task"], base, meta["labels"])
     overlay = {k: v.float() for k, v in load_file(str(model_dir / OVERLAY_FILE)).items()}
     missing = set(overlay) - set(model.state_dict())
     if missing:
@@ -237,57 +242,45 @@ def load_overlay_model(model_dir: Path, base: Path) -> tuple[torch.nn.Module, An
     return model.eval(), load_tokenizer(base), meta
 
 
-def train_ner(examples: Sequence[SpanExample], base: Path, out_dir: Path,
-              config: TrainConfig) -> TrainResult:
-    """Fine-tune the token classifier and write its overlay to ``out_dir``."""
-    from transformers import AutoModelForTokenClassification
-    from transformers.utils import logging as hf_logging
-
+def _train_task(task: str, labels: Sequence[str], base: Path, out_dir: Path,
+                config: TrainConfig,
+                make_features: Callable[[Any], list[tuple[list[int], Any]]]) -> TrainResult:
+    """Seed, build the model, fit it on ``make_features(tokenizer)`` and write its overlay."""
     seed_everything(config.seed)
     torch.set_num_threads(config.threads)
     tokenizer = load_tokenizer(base)
-    hf_logging.set_verbosity_error()
-    model = AutoModelForTokenClassification.from_pretrained(
-        str(base), num_labels=len(BIO_TAGS), local_files_only=True,
-        id2label=dict(enumerate(BIO_TAGS)), label2id={t: i for i, t in enumerate(BIO_TAGS)})
+    model = _task_model(task, base, labels)
     trainable = _freeze_lower_layers(model, config.trainable_layers)
-    features = bio_features(tokenizer, examples, config.max_length)
+    features = make_features(tokenizer)
     started = time.perf_counter()
-    steps, loss = _fit(model, features, tokenizer.pad_token_id, config, token_labels=True)
+    steps, loss = _fit(model, features, tokenizer.pad_token_id, config,
+                       token_labels=task == "ner")
     seconds = time.perf_counter() - started
-    save_overlay(model, trainable, out_dir, {"task": "ner", "labels": list(BIO_TAGS),
+    save_overlay(model, trainable, out_dir, {"task": task, "labels": list(labels),
                                               "train": asdict(config)})
-    return TrainResult("ner", len(features), steps, seconds, loss, asdict(config))
+    return TrainResult(task, len(features), steps, seconds, loss, asdict(config))
+
+
+def train_ner(examples: Sequence[SpanExample], base: Path, out_dir: Path,
+              config: TrainConfig) -> TrainResult:
+    """Fine-tune the token classifier and write its overlay to ``out_dir``."""
+    return _train_task("ner", BIO_TAGS, base, out_dir, config,
+                       lambda tokenizer: bio_features(tokenizer, examples, config.max_length))
 
 
 def train_assertion(examples: Sequence[AssertionExample], base: Path, out_dir: Path,
                     config: TrainConfig) -> TrainResult:
     """Fine-tune the (sentence, marked finding) classifier and write its overlay."""
-    from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    seed_everything(config.seed)
-    torch.set_num_threads(config.threads)
-    tokenizer = load_tokenizer(base)
-    hf_logging.set_verbosity_error()
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(base), num_labels=len(ASSERTION_LABELS), local_files_only=True,
-        id2label=dict(enumerate(ASSERTION_LABELS)),
-        label2id={t: i for i, t in enumerate(ASSERTION_LABELS)})
-    trainable = _freeze_lower_layers(model, config.trainable_layers)
     label_id = {label: i for i, label in enumerate(ASSERTION_LABELS)}
-    features: list[tuple[list[int], Any]] = []
-    for example in examples:
-        ids = tokenizer(example.text, truncation=True, max_length=128)["input_ids"]
-        features.extend([(list(ids), label_id[example.label])] * example.weight)
-    started = time.perf_counter()
-    steps, loss = _fit(model, features, tokenizer.pad_token_id, config, token_labels=False)
-    seconds = time.perf_counter() - started
-    save_overlay(model, trainable, out_dir, {"task": "assertion",
-                                              "labels": list(ASSERTION_LABELS),
-                                              "train": asdict(config)})
-    return TrainResult("assertion", len(features), steps, seconds, loss, asdict(config))
 
+    def features(tokenizer: Any) -> list[tuple[list[int], Any]]:
+        out: list[tuple[list[int], Any]] = []
+        for example in examples:
+            ids = tokenizer(example.text, truncation=True, max_length=128)["input_ids"]
+            out.extend([(list(ids), label_id[example.label])] * example.weight)
+        return out
+
+    return _train_task("assertion", ASSERTION_LABELS, base, out_dir, config, features)
 
 def gold_examples(gold_path: Path, split: str = "dev", weight: int = 1,
                   pipeline: Any = None) -> tuple[list[SpanExample], list[AssertionExample]]:
