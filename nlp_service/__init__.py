@@ -1,0 +1,8 @@
+"""radnlp: the radiology report NLP service."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("radnlp")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

@@ -1,4 +1,4 @@
-"""The ``radnlp`` command line: analyze and evaluate reports."""
+"""The ``radnlp`` command line: analyse and evaluate reports, run and feed the service."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from nlp_service.core.config import settings
+from nlp_service.security import ROLES
 from pipelines.errors import Errors
 from pipelines.pipeline import MODES, RadiologyPipeline, ReportInput
 from pipelines.schema import AnalysisError
@@ -150,18 +151,532 @@ def train(
     seed: Annotated[int, typer.Option()] = 13,
     set_default: Annotated[bool, typer.Option("--set-default", help="Make it the default "
                                               "model of --mode full.")] = False,
+    annotations: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Accepted annotations (gold JSON Lines export): "
+                                          "train on them plus the gold dev split.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Parent version recorded with "
+                                                    "--annotations (default: the active one).")]
+    = None,
 ) -> None:
     """Fine-tune the NER and assertion models (seeded) and write a versioned model folder."""
     from pipelines.models import DEFAULT_FILE, MODELS_DIR
     from pipelines.training import TrainConfig, model_card_markdown, train_model_version
 
     folder = out or MODELS_DIR / version
+    if annotations is not None:
+        _train_from_annotations(annotations=annotations, parent=parent, gold=gold,
+                                data_dir=data_dir, folder=folder, version=version,
+                                config=TrainConfig(epochs=epochs, seed=seed),
+                                set_default=set_default)
+        return
     card = train_model_version(gold_path=gold, data_dir=data_dir, out_dir=folder,
                                version=version, config=TrainConfig(epochs=epochs, seed=seed))
     typer.echo(model_card_markdown(card))
     if set_default:
         DEFAULT_FILE.write_text(f"{folder.name if folder.parent == MODELS_DIR else folder}\n")
         typer.echo(f"default model: {version}")
+
+
+HostOption = Annotated[str | None, typer.Option("--host", help="MLLP host (default "
+                                                "RADNLP_MLLP_HOST).")]
+PortOption = Annotated[int | None, typer.Option("--port", help="MLLP port (default "
+                                                "RADNLP_MLLP_PORT).")]
+
+
+@app.command()
+def serve(
+    ingest_samples: Annotated[bool, typer.Option(
+        "--ingest-samples", help="Once listening, send the bundled HL7 samples over MLLP and "
+                                 "say where to look (on a first run, with a new admin key).")]
+    = False,
+) -> None:
+    """Run the HTTP API, the MLLP listener and the worker in one process."""
+    import functools
+
+    from nlp_service.core.config import Settings
+    from nlp_service.server import run_service
+
+    current = Settings()
+    admin_key = _first_key(current, create=ingest_samples) if current.auth_required else None
+    run_service(current, on_ready=functools.partial(_ingest_samples_and_report,
+                                                    admin_key=admin_key)
+                if ingest_samples else None)
+
+
+def _first_key(current: Any, *, create: bool) -> str | None:
+    """With no key at all and ``create``, a new admin key; with no live key, say how to make
+    one (every request but /healthz and /readyz is refused until then)."""
+    from nlp_service.security import count_live_keys, create_key, list_keys
+    from nlp_service.storage.db import make_engine, migrate, session_scope
+
+    engine = make_engine(current.database_url)
+    migrate(engine)
+    try:
+        with session_scope(engine) as session:
+            if create and not list_keys(session):
+                key, _ = create_key(session, name="first-look admin", roles=["admin"])
+                return key
+            if count_live_keys(session):
+                return None
+    finally:
+        engine.dispose()
+    typer.echo("No API key exists yet: the HTTP API refuses every request but /healthz and "
+               "/readyz.\nCreate one (it is printed once) with:\n"
+               "  radnlp keys create --name NAME --role admin\n"
+               f"roles: {', '.join(ROLES)}; then sign in at /login or send "
+               "'Authorization: Bearer <key>'.", err=True)
+    return None
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Process the inbox until it is empty, "
+                                                      "then exit.")] = False,
+) -> None:
+    """Run the batch worker alone (as many as you like, on PostgreSQL)."""
+    from nlp_service.core.config import Settings
+    from nlp_service.core.logging import configure_logging
+    from nlp_service.server import make_worker, run_service
+    from nlp_service.storage.db import make_engine, migrate
+
+    current = Settings()
+    if once:
+        configure_logging(current.log_level)
+        engine = make_engine(current.database_url)
+        migrate(engine)
+        outcome = make_worker(current, engine).run_until_empty()
+        typer.echo(f"messages done {outcome.done}, reports stored {outcome.reports}, "
+                   f"retried {outcome.failed}, set aside {outcome.set_aside}")
+        return
+    run_service(current, api=False, mllp=False, worker=True)
+
+
+@app.command()
+def mllp() -> None:
+    """Run the MLLP listener alone."""
+    from nlp_service.core.config import Settings
+    from nlp_service.server import run_service
+
+    run_service(Settings(), api=False, mllp=True, worker=False)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="HL7 files (one or more ORU^R01 messages each).")] = None,
+    samples: Annotated[bool, typer.Option("--samples", help="Send the bundled HL7 samples.")]
+    = False,
+    host: HostOption = None,
+    port: PortOption = None,
+) -> None:
+    """Send HL7 files over MLLP and print each ACK; exit code 1 if any was not AA."""
+    from nlp_service.core.config import Settings
+    from nlp_service.intake.client import SAMPLES_DIR, read_messages, send_messages
+
+    current = Settings()
+    files = sorted(SAMPLES_DIR.glob("*.hl7")) if samples else list(paths or [])
+    if not files:
+        typer.echo("error: give HL7 files or --samples", err=True)
+        raise typer.Exit(code=2)
+    refused = 0
+    try:
+        for sent in send_messages(read_messages(files), host or current.mllp_host,
+                                  port or current.mllp_port):
+            typer.echo(f"{sent.source}\t{sent.control_id}\t{sent.ack_code or '?'}")
+            refused += sent.ack_code != "AA"
+    except OSError as exc:
+        typer.echo(f"error: cannot reach the MLLP listener: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if refused:
+        typer.echo(f"{refused} message(s) not accepted", err=True)
+        raise typer.Exit(code=1)
+
+
+def _ingest_samples_and_report(current: object, http_port: int, mllp_port: int, *,
+                               admin_key: str | None = None) -> None:
+    """Send the samples to this service, wait for the worker, and print where to look."""
+    import time
+
+    from sqlmodel import Session, col, func, select
+
+    from nlp_service.core.config import Settings
+    from nlp_service.intake.client import SAMPLES_DIR, read_messages, send_messages
+    from nlp_service.storage.db import make_engine, read_only
+    from nlp_service.storage.models import InboxMessage, Report
+
+    assert isinstance(current, Settings)
+    sent = list(send_messages(read_messages(sorted(SAMPLES_DIR.glob("*.hl7"))),
+                              current.mllp_host, mllp_port))
+    accepted = sum(s.ack_code == "AA" for s in sent)
+    engine = read_only(make_engine(current.database_url))
+    waiting = select(func.count()).select_from(InboxMessage).where(
+        col(InboxMessage.status).in_(["pending", "processing"]))
+    while True:
+        with Session(engine) as session:
+            if not session.exec(waiting).one():
+                reports = session.exec(select(Report).where(col(Report.is_current))
+                                       .order_by(col(Report.id))).all()
+                failed = session.exec(select(func.count()).select_from(InboxMessage).where(
+                    InboxMessage.status == "failed")).one()
+                break
+        time.sleep(0.5)
+    engine.dispose()
+    base = f"http://{current.http_host}:{http_port}"
+    typer.echo(f"\nsent {len(sent)} sample messages over MLLP port {mllp_port}: {accepted} AA; "
+               f"{len(reports)} current reports stored, {failed} messages set aside")
+    if reports:
+        example = reports[0]
+        typer.echo(f"  reports:  {base}/api/v1/reports")
+        typer.echo(f"  FHIR:     {base}/fhir/DiagnosticReport?identifier={example.accession}"
+                   f"&_include=DiagnosticReport:result")
+        typer.echo(f"  follow-up requests: {base}/fhir/ServiceRequest?intent=proposal")
+        typer.echo(f"  audit dashboard: {base}/audit   annotation: {base}/annotate")
+    typer.echo(f"  API docs: {base}/docs   (Ctrl-C stops the service)")
+    if admin_key:
+        typer.echo(f"admin key (shown once, keep it): {admin_key}")
+        typer.echo(f"  sign in at {base}/login with it, or send 'Authorization: Bearer <key>'; "
+                   "make narrower keys with: radnlp keys create --name NAME --role ROLE")
+
+
+@app.command()
+def reanalyze(
+    accessions: Annotated[list[str] | None, typer.Argument(
+        help="Accessions to re-analyse (default: every current report).")] = None,
+    include_same_model: Annotated[bool, typer.Option(
+        "--include-same-model", help="Also reports the active model already made.")] = False,
+) -> None:
+    """Re-analyse stored reports with the active model (each gets a new version)."""
+    from nlp_service.core.config import Settings
+    from nlp_service.core.logging import configure_logging
+    from nlp_service.reanalysis import reanalyze as run
+    from nlp_service.server import load_pipeline
+    from nlp_service.storage.db import make_engine, migrate
+
+    current = Settings()
+    configure_logging(current.log_level)
+    engine = make_engine(current.database_url)
+    migrate(engine)
+    pipeline = load_pipeline(current)
+    counts = run(engine, pipeline, accessions or None,
+                 only_other_models=not include_same_model)
+    typer.echo(f"model {pipeline.model_version}: {counts['reanalysed']} report(s) re-analysed, "
+               f"{counts['failed']} failed")
+    if counts["failed"]:
+        raise typer.Exit(code=1)
+
+
+audit_app = typer.Typer(help="Follow-up audit: worklist, compliance summary, QPP measures "
+                             "(JSON, or CSV with --csv), on RADNLP_DATABASE_URL.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate on this date "
+                                                "(ISO 8601; default now).")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="CSV instead of JSON.")]
+
+
+def _audit_session() -> Any:
+    from sqlmodel import Session
+
+    from nlp_service.core.config import Settings
+    from nlp_service.storage.db import make_engine, migrate, read_only
+
+    engine = make_engine(Settings().database_url)
+    migrate(engine)
+    return Session(read_only(engine))
+
+
+def _when(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 date: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _emit(data: Any) -> None:
+    from datetime import datetime
+
+    typer.echo(json.dumps(data, indent=2, default=lambda v: v.isoformat()
+                          if isinstance(v, datetime) else str(v)))
+
+
+@audit_app.command("recommendations")
+def audit_recommendations(
+    status: Annotated[list[str] | None, typer.Option(help="State(s) to list.")] = None,
+    modality: Annotated[str | None, typer.Option()] = None,
+    finding: Annotated[str | None, typer.Option()] = None,
+    patient: Annotated[str | None, typer.Option(help="Patient MRN.")] = None,
+    sort: Annotated[str, typer.Option(help="due_end, report_time or id; -key descending.")]
+    = "due_end",
+    limit: Annotated[int, typer.Option(min=1)] = 1000,
+    as_of: AsOfOption = None,
+    as_csv: CsvOption = False,
+) -> None:
+    """The follow-up worklist with each follow-up's state."""
+    from nlp_service.audit.queries import (
+        FOLLOW_UP_COLUMNS,
+        AuditFilters,
+        follow_up_row,
+        list_follow_ups,
+        to_csv,
+    )
+
+    when = _when(as_of)
+    try:
+        filters = AuditFilters(status=tuple(status) if status else None, modality=modality,
+                               finding=finding, patient=patient)
+        with _audit_session() as session:
+            total, rows = list_follow_ups(session, filters, as_of=when, limit=limit, sort=sort)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    items = [follow_up_row(follow_up, state) for follow_up, state in rows]
+    if as_csv:
+        typer.echo(to_csv(items, FOLLOW_UP_COLUMNS), nl=False)
+    else:
+        _emit({"as_of": when, "total": total, "items": items})
+
+
+@audit_app.command("summary")
+def audit_summary(
+    group_by: Annotated[str | None, typer.Option(help="month, modality, finding, "
+                                                      "ordering_provider or radiologist.")]
+    = None,
+    as_of: AsOfOption = None,
+    as_csv: CsvOption = False,
+) -> None:
+    """Counts by state and completion / on-time rates."""
+    from nlp_service.audit.queries import GROUPS, AuditFilters, summary, to_csv
+
+    if group_by is not None and group_by not in GROUPS:
+        typer.echo(f"error: --group-by must be one of {', '.join(GROUPS)}", err=True)
+        raise typer.Exit(code=2)
+    when = _when(as_of)
+    with _audit_session() as session:
+        overall, groups = summary(session, AuditFilters(include_conditional=False), as_of=when,
+                                  group_by=group_by)
+    if as_csv:
+        rows = [g.as_dict() for g in groups] or [overall.as_dict()]
+        typer.echo(to_csv(rows, list(overall.as_dict())), nl=False)
+    else:
+        _emit({"as_of": when, "overall": overall.as_dict(),
+               "groups": [g.as_dict() for g in groups]})
+
+
+@audit_app.command("measure")
+def audit_measure(
+    number: Annotated[str, typer.Argument(help="364, 405 or 406.")],
+    as_of: AsOfOption = None,
+    as_csv: CsvOption = False,
+) -> None:
+    """A QPP measure's numerator, denominator, exclusions and rate, with the accessions."""
+    from nlp_service.audit.queries import MEASURES, measure, to_csv
+
+    if number not in MEASURES:
+        typer.echo(f"error: measure must be one of {', '.join(MEASURES)}", err=True)
+        raise typer.Exit(code=2)
+    with _audit_session() as session:
+        figures = measure(session, number, as_of=_when(as_of))
+    if as_csv:
+        rows = ([{"accession": a, "group": "numerator"} for a in figures.numerator_reports]
+                + [{"accession": a, "group": "denominator"} for a in figures.denominator_reports]
+                + [{"accession": a, "group": "exclusion"} for a in figures.excluded_reports])
+        typer.echo(to_csv(rows, ["accession", "group"]), nl=False)
+    else:
+        _emit(figures.as_dict())
+
+
+# --- Model registry: retraining from annotations, listing and activating versions. ----------
+
+model_app = typer.Typer(help="Model versions under pipelines/models: list them, activate one.",
+                        no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+def _train_from_annotations(*, annotations: Path, parent: str | None, gold: Path,
+                            data_dir: Path | None, folder: Path, version: str, config: Any,
+                            set_default: bool) -> None:
+    from annotations.registry import activate, active_version
+    from annotations.training import train_from_annotations
+    from pipelines.models import MODELS_DIR
+    from pipelines.training import model_card_markdown
+
+    if parent is None:
+        try:
+            parent = active_version()
+        except FileNotFoundError:
+            parent = None
+    try:
+        card = train_from_annotations(annotations_path=annotations, gold_path=gold,
+                                      out_dir=folder, version=version, parent=parent,
+                                      config=config, data_dir=data_dir)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(model_card_markdown(card))
+    if set_default:
+        if folder.parent.resolve() != MODELS_DIR.resolve():
+            typer.echo(f"error: --set-default needs the model under {MODELS_DIR}", err=True)
+            raise typer.Exit(code=2)
+        activate(folder.name)
+        typer.echo(f"default model: {folder.name}")
+
+
+@model_app.command("list")
+def model_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
+) -> None:
+    """The model versions with parent, date and gold test metrics; * marks the active one."""
+    from annotations.registry import list_versions
+
+    versions = list_versions()
+    if as_json:
+        typer.echo(json.dumps(versions, indent=2))
+        return
+
+    def number(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else "-"
+
+    typer.echo(f"  {'version':<24} {'parent':<24} {'created':<26} {'FINDING F1':>10} "
+               f"{'assert acc':>10}")
+    for item in versions:
+        metrics = item["metrics"]
+        typer.echo(f"{'*' if item['active'] else ' '} {item['name']:<24} "
+                   f"{item['parent'] or '-':<24} {item['created'] or '-':<26} "
+                   f"{number(metrics.get('finding_f1_overlap')):>10} "
+                   f"{number(metrics.get('assertion_accuracy')):>10}")
+
+
+@model_app.command("activate")
+def model_activate(
+    version: Annotated[str, typer.Argument(help="A version folder under pipelines/models.")],
+) -> None:
+    """Make a version the default of --mode full (after checking that it loads)."""
+    from annotations.registry import activate
+
+    try:
+        activate(version)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"active model: {version} (a running service loads it on restart, or at once "
+               f"through POST /api/v1/models/{version}/activate)")
+
+
+# --- API keys: only their hash is stored; a new key is printed once. -----------------------
+
+keys_app = typer.Typer(help=f"API keys for the HTTP API (roles: {', '.join(ROLES)}), on "
+                            "RADNLP_DATABASE_URL.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keys_engine() -> Any:
+    from nlp_service.core.config import Settings
+    from nlp_service.storage.db import make_engine, migrate
+
+    engine = make_engine(Settings().database_url)
+    migrate(engine)
+    return engine
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")],
+    role: Annotated[list[str], typer.Option("--role", help="A role; repeat for several.")],
+) -> None:
+    """Create a key; the key alone goes to standard output, this once."""
+    from nlp_service.security import create_key
+    from nlp_service.storage.db import session_scope
+
+    engine = _keys_engine()
+    try:
+        with session_scope(engine) as session:
+            key, record = create_key(session, name=name, roles=role)
+            key_id, roles = record.key_id, record.roles
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"created key {key_id} ({name}; {', '.join(roles)}); it is shown once, store it "
+               "now:", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys (id, name, roles, dates); never the keys themselves."""
+    from sqlmodel import Session
+
+    from nlp_service.security import list_keys
+
+    engine = _keys_engine()
+    with Session(engine) as session:
+        records = list_keys(session)
+    engine.dispose()
+
+    def day(value: Any) -> str:
+        return value.isoformat(timespec="seconds") if value else "-"
+
+    typer.echo(f"{'key id':<14} {'name':<24} {'roles':<28} {'created':<26} {'last used':<26} "
+               "revoked")
+    for r in records:
+        typer.echo(f"{r.key_id:<14} {r.name:<24} {','.join(r.roles):<28} {day(r.created_at):<26} "
+                   f"{day(r.last_used_at):<26} {day(r.revoked_at)}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (see radnlp keys list).")],
+) -> None:
+    """Revoke a key at once (its browser sessions end too)."""
+    from nlp_service.security import revoke_key
+    from nlp_service.storage.db import session_scope
+
+    engine = _keys_engine()
+    try:
+        with session_scope(engine) as session:
+            found = revoke_key(session, key_id) is not None
+    finally:
+        engine.dispose()
+    if not found:
+        typer.echo(f"error: no key {key_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked key {key_id}")
+
+
+db_app = typer.Typer(help="The database: migrations and backups.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations to RADNLP_DATABASE_URL (the service also does at start)."""
+    from nlp_service.core.config import Settings
+    from nlp_service.storage.db import make_engine, migrate
+
+    engine = make_engine(Settings().database_url)
+    migrate(engine)
+    engine.dispose()
+    typer.echo("schema up to date")
+
+
+@db_app.command("backup")
+def db_backup(target: Annotated[Path, typer.Argument(help="New file to write.")]) -> None:
+    """Back up the SQLite database while the service runs (PostgreSQL: pg_dump)."""
+    from nlp_service.core.config import Settings
+    from nlp_service.storage.backup import backup_sqlite
+
+    try:
+        pages = backup_sqlite(Settings().database_url, target)
+    except (ValueError, FileExistsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"backed up {pages} pages to {target}")
 
 
 if __name__ == "__main__":

@@ -282,9 +282,10 @@ def train_assertion(examples: Sequence[AssertionExample], base: Path, out_dir: P
 
     return _train_task("assertion", ASSERTION_LABELS, base, out_dir, config, features)
 
-def gold_examples(gold_path: Path, split: str = "dev", weight: int = 1,
+def gold_examples(gold_path: Path, split: str | None = "dev", weight: int = 1,
                   pipeline: Any = None) -> tuple[list[SpanExample], list[AssertionExample]]:
-    """NER and assertion examples from the hand-annotated gold set (one split only)."""
+    """NER and assertion examples from the hand-annotated gold set (one split, or all for
+    ``split=None``)."""
     from pipelines.evaluation import load_gold
 
     reports = load_gold(gold_path, split=split)
@@ -326,10 +327,11 @@ def silver_examples(texts: Iterable[str],
 
 
 def train_model_version(*, gold_path: Path, data_dir: Path | None, out_dir: Path, version: str,
-                        config: TrainConfig, gold_weight: int = 3) -> dict[str, Any]:
-    """Train both models from the gold dev split (+ silver CMC labels), evaluate the full
-    pipeline against the rules on the gold test split, and write a versioned model folder
-    with its card."""
+                        config: TrainConfig, gold_weight: int = 3,
+                        extra_gold_paths: Sequence[Path] = ()) -> dict[str, Any]:
+    """Train both models from the gold dev split (+ every report of ``extra_gold_paths``, e.g.
+    accepted annotations, + silver CMC labels), evaluate the full pipeline against the rules on
+    the gold test split, and write a versioned model folder with its card."""
     from datetime import UTC, datetime
 
     from pipelines.batching import default_encoder_path
@@ -343,6 +345,11 @@ def train_model_version(*, gold_path: Path, data_dir: Path | None, out_dir: Path
     gold_spans, gold_assertions = gold_examples(gold_path, "dev", gold_weight, rules)
     silver_texts: list[str] = []
     sources = [f"{gold_path.name} split=dev (x{gold_weight})"]
+    for extra in extra_gold_paths:
+        spans, assertions = gold_examples(extra, None, gold_weight, rules)
+        gold_spans += spans
+        gold_assertions += assertions
+        sources.append(f"{extra.name} all splits (x{gold_weight})")
     for name in (CMC_TRAIN_FILE, CMC_TEST_FILE):
         path = data_dir / name if data_dir is not None else None
         if path is not None and path.is_file():

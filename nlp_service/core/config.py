@@ -10,9 +10,52 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RADNLP_", extra="ignore")
 
     pipeline_mode: str = Field(default="full", description="Pipeline mode: full or rules.")
+    model: str = Field(default="default", description="Model version for full mode.")
     max_report_chars: int = Field(default=500_000, gt=0,
                                   description="Reports longer than this are rejected.")
     batch_size: int = Field(default=64, gt=0, description="Reports per pipeline batch.")
+
+    log_level: str = Field(default="INFO", pattern="(?i)^(TRACE|DEBUG|INFO|SUCCESS|WARNING|"
+                                                   "ERROR|CRITICAL)$",
+                           description="Service log level (messages never carry report text).")
+    database_url: str = Field(default="sqlite:///radnlp.db",
+                              description="SQLAlchemy URL; a SQLite file by default, "
+                                          "postgresql+psycopg://... in production.")
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    mllp_host: str = Field(default="127.0.0.1", description="Address the MLLP listener binds to.")
+    mllp_port: int = Field(default=2575, ge=0, le=65535)
+    mllp_allowed_sources: str = Field(
+        default="", description="Comma-separated addresses or networks (CIDR) allowed to "
+                                "connect to the MLLP listener; empty allows any.")
+    mllp_tls_cert: str | None = Field(default=None, description="PEM certificate: the MLLP "
+                                                                "listener then speaks TLS.")
+    mllp_tls_key: str | None = Field(default=None, description="PEM private key for TLS.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API from "
+                                          "another site (JSON list); none by default.")
+    max_message_bytes: int = Field(default=2_000_000, gt=0,
+                                   description="Larger HL7 messages are refused (AR).")
+    auth_required: bool = Field(
+        default=True, description="Every endpoint but /healthz, /readyz, /login and the API "
+                                  "docs asks for an API key (or a session from one).")
+    secret_key: str | None = Field(
+        default=None, description="Signs browser sessions; a random one per start when unset "
+                                  "(sessions then end with the process).")
+    session_max_age_seconds: int = Field(default=12 * 3600, gt=0,
+                                         description="How long a browser session lasts.")
+    fhir_base_url: str | None = Field(
+        default=None, description="Public base URL of /fhir; defaults to the request's own URL.")
+
+    worker_batch_size: int = Field(default=64, gt=0,
+                                   description="Inbox messages a worker claims at once.")
+    worker_lease_seconds: float = Field(default=300.0, gt=0,
+                                        description="A claimed batch not finished by then is "
+                                                    "claimed again (its worker died).")
+    worker_max_attempts: int = Field(default=3, gt=0,
+                                     description="Failures after which a message is set aside.")
+    worker_poll_seconds: float = Field(default=0.5, gt=0,
+                                       description="Idle wait between inbox polls.")
 
 
 settings = Settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,50 @@ def test_gold_peer_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "reports: 1" in out
     assert _row(out, "FINDING overlap F1")[-2:] == ["1.000", "1.000"]
     assert _row(out, "assertion accuracy")[-2] == "1.000"
+
+
+def test_ingest_main(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import ingest
+
+    postgres = os.environ.get("RADNLP_TEST_POSTGRES_URL")
+    args = ["--cmc", str(data_dir / "cmc2007_train.xml"), "--n", "6", "--mode", "rules",
+            "--repeat", "1", *(["--postgres", postgres] if postgres else [])]
+    assert ingest.main(args) == 0
+    rows = {line.strip().split("  ")[0]: line.split() for line in
+            capsys.readouterr().out.splitlines()}
+    assert rows["radnlp analyze (pipeline alone)"][4] == "6"
+    sqlite = rows["service, SQLite"]
+    # 6 reports: a DiagnosticReport, an order and a Patient each, plus their findings.
+    assert sqlite[2] == "6" and int(sqlite[-1]) >= 18
+    assert ("service, PostgreSQL" in rows) == bool(postgres)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("RADNLP_TEST_POSTGRES_URL"),
+                    reason="benchmarks/audit.py runs on PostgreSQL")
+def test_audit_main(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import audit
+
+    url = os.environ["RADNLP_TEST_POSTGRES_URL"]
+    assert audit.main(["--postgres", url, "--n", "2000", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2,000 follow-ups and 2,000 measure rows loaded")
+    timings = {line.rsplit(None, 1)[0].strip(): line.rsplit(None, 1)[1]
+               for line in out.splitlines()[3:]}
+    assert set(timings) == {"summary (all states, rates)", "summary by month",
+                            "summary by modality", "overdue worklist, first page of 50",
+                            "overdue worklist, CT, page 100", "measure 364", "measure 405",
+                            "measure 406"}
+    assert all(value.isdigit() for value in timings.values())
+
+
+def test_load_main(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import load
+
+    assert load.main(["--rate", "10", "--seconds", "4", "--interval", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("rate 10/s for 4 s, mode rules")
+    rows = [line.split() for line in lines[3:]]
+    assert rows and int(rows[-1][1]) >= 30  # messages sent
+    assert all(row[2] == "0" for row in rows)  # every one acknowledged AA
+    assert all(float(row[-1]) > 0 for row in rows)  # the service's memory was read

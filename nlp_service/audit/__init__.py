@@ -1,0 +1,1 @@
+"""Follow-up audit: recommendation tracking, guideline checks and CMS QPP measures."""

@@ -1,0 +1,119 @@
+"""Running the service: HTTP API, MLLP listener and worker, together or alone."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+
+import uvicorn
+from loguru import logger
+from sqlalchemy import Engine
+
+from nlp_service.api.main import create_app
+from nlp_service.core.config import Settings
+from nlp_service.core.logging import configure_logging
+from nlp_service.intake.mllp import MLLPServer, tls_context
+from nlp_service.storage.db import make_engine, migrate
+from nlp_service.worker import Worker
+from pipelines.pipeline import RadiologyPipeline
+
+ReadyHook = Callable[[Settings, int, int], None]
+
+
+def load_pipeline(settings: Settings) -> RadiologyPipeline:
+    return RadiologyPipeline.load(settings.pipeline_mode, model=settings.model,
+                                  max_chars=settings.max_report_chars)
+
+
+def make_worker(settings: Settings, engine: Engine,
+                pipeline: RadiologyPipeline | None = None) -> Worker:
+    return Worker(engine, pipeline or load_pipeline(settings),
+                  batch_size=settings.worker_batch_size,
+                  lease_seconds=settings.worker_lease_seconds,
+                  max_attempts=settings.worker_max_attempts)
+
+
+def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
+                worker: bool = True, on_ready: ReadyHook | None = None) -> None:
+    """Run the chosen parts in this process until interrupted (Ctrl-C or SIGTERM).
+
+    ``on_ready(settings, http_port, mllp_port)`` runs in a thread once everything listens.
+    """
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    pipeline = load_pipeline(settings) if worker or api else None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
+    worker_thread = None
+    runner: Worker | None = None
+    if worker:
+        assert pipeline is not None
+        runner = make_worker(settings, engine, pipeline)
+        worker_thread = threading.Thread(
+            target=runner.run_forever, args=(stop, settings.worker_poll_seconds),
+            name="worker", daemon=True)
+        worker_thread.start()
+    try:
+        if api or mllp:
+            asyncio.run(_serve(settings, engine, pipeline, api=api, mllp=mllp,
+                               on_ready=on_ready, worker=runner))
+        else:
+            if on_ready is not None:
+                threading.Thread(target=on_ready, args=(settings, 0, 0), daemon=True).start()
+            while not stop.wait(1.0):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if worker_thread is not None:
+            worker_thread.join(timeout=60)
+        engine.dispose()
+        logger.info("stopped")
+
+
+def _raise_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+async def _serve(settings: Settings, engine: Engine, pipeline: RadiologyPipeline | None, *,
+                 api: bool, mllp: bool, on_ready: ReadyHook | None,
+                 worker: Worker | None = None) -> None:
+    listener = None
+    if mllp:
+        tls = (tls_context(settings.mllp_tls_cert, settings.mllp_tls_key)
+               if settings.mllp_tls_cert and settings.mllp_tls_key else None)
+        listener = MLLPServer(engine, host=settings.mllp_host, port=settings.mllp_port,
+                              max_bytes=settings.max_message_bytes,
+                              allowed_sources=settings.mllp_allowed_sources, ssl_context=tls)
+        await listener.start()
+    http = None
+    if api:
+        app = create_app(settings, engine=engine, pipeline=pipeline, run_migrations=False)
+        app.state.worker = worker  # activating a model swaps the worker's pipeline too
+        config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                                log_level="warning")
+        http = uvicorn.Server(config)
+    try:
+        if http is not None:
+            serving = asyncio.create_task(http.serve())
+            while not http.started and not serving.done():
+                await asyncio.sleep(0.05)
+            if serving.done():
+                serving.result()  # e.g. the port is taken: raise it
+        if on_ready is not None:
+            threading.Thread(target=on_ready, daemon=True, args=(
+                settings, settings.http_port if api else 0,
+                listener.port if listener else 0)).start()
+        if http is not None:
+            await serving
+        else:
+            await asyncio.Event().wait()
+    finally:
+        if http is not None:
+            http.should_exit = True
+        if listener is not None:
+            await listener.stop()
