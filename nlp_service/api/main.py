@@ -15,6 +15,8 @@ from loguru import logger
 from sqlalchemy import Engine
 
 from nlp_service import __version__
+from nlp_service.api.access import log_access
+from nlp_service.api.routes import access_log as access_log_routes
 from nlp_service.api.routes import (
     annotate,
     audit,
@@ -148,6 +150,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             logger.warning("RADNLP_SECRET_KEY is not set: browser sessions are signed with a "
                            "random key and end when the service restarts")
     app.add_exception_handler(AuthError, auth_error_response)
+    app.middleware("http")(log_access)
     app.middleware("http")(refuse_unstorable_text)
     # Bodies: one HL7 message or report, or an annotation export; never more than twice the
     # message limit (the HL7 route refuses larger ones itself, with an ACK).
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(annotate.router, dependencies=roles("annotator", style="page"))
     app.include_router(models.router, dependencies=roles("admin"))
     app.include_router(auth.keys_router, dependencies=roles("admin"))
+    app.include_router(access_log_routes.router, dependencies=roles("admin"))
     app.include_router(auth.router)
     app.include_router(ops.router)
     return app

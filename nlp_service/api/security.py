@@ -100,6 +100,7 @@ def require_roles(*roles: str, style: Style = "json") -> Callable[..., Principal
 
     def dependency(request: Request,
                    auth: Annotated[Authentication, Depends(authenticate)]) -> Principal | None:
+        request.state.principal = auth.principal  # for the access log
         if not request.app.state.settings.auth_required:
             return None
         if auth.principal is None:

@@ -343,3 +343,34 @@ class ApiKey(SQLModel, table=True):
                                  sa_column=sa.Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = _time()
     last_used_at: datetime | None = _time()
+
+
+class AccessLogEntry(SQLModel, table=True):
+    """One request for patient data: who (API key), when, what (method, path, query), the
+    answer's status, and what it was: read, export, change or refused."""
+
+    __tablename__ = "access_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow,
+                         sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    key_id: str | None = Field(default=None, max_length=32, index=True)
+    key_name: str | None = Field(default=None, max_length=200)
+    method: str = Field(max_length=8)
+    path: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    query: str | None = _text()
+    status: int
+    action: str = Field(max_length=16)  # read, export, change, refused
+    client: str | None = Field(default=None, max_length=100)
+    patient_count: int = 0
+
+
+class AccessLogPatient(SQLModel, table=True):
+    """A patient (FHIR Patient id, the hash of the MRN) whose data a logged request reached."""
+
+    __tablename__ = "access_log_patient"
+    __table_args__ = (sa.Index("ix_access_log_patient_patient", "patient_id", "entry_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="access_log.id", index=True)
+    patient_id: str = Field(max_length=64)

@@ -16,8 +16,10 @@ from annotations.active_learning import uncertainty
 from annotations.agreement import agreement_report
 from annotations.document import AnnotatedReport
 from annotations.export import read_jsonl_text, to_docbin, to_jsonl_text
+from nlp_service.api.access import note_patients
 from nlp_service.api.deps import MAX_ROW_ID, EngineDep, Offset, PipelineDep, RowId, SessionDep
 from nlp_service.audit.tracking import status_at
+from nlp_service.storage.access_log import patient_ids_of_reports
 from nlp_service.storage.db import session_scope
 from nlp_service.storage.models import AnnotationTask, FollowUp, Report, TaskAnnotation
 from pipelines.pipeline import RadiologyPipeline, ReportInput
@@ -139,9 +141,11 @@ def _task(session: Session, task_id: int) -> AnnotationTask:
 
 
 @router.get("/tasks/{task_id}", summary="A task for one annotator")
-def read_task(task_id: RowId, session: SessionDep, annotator: str | None = None) -> Any:
+def read_task(task_id: RowId, request: Request, session: SessionDep,
+              annotator: str | None = None) -> Any:
     """The text, the model's pre-annotation, and the annotator's saved work (if any)."""
     task = _task(session, task_id)
+    note_patients(request, patient_ids_of_reports(session, [task.report_id]))
     annotations = session.exec(select(TaskAnnotation).where(
         TaskAnnotation.task_id == task_id)).all()
     mine = next((a for a in annotations if a.annotator == annotator), None)
@@ -185,8 +189,9 @@ def save_annotation(task_id: RowId, annotator: str, body: AnnotationSave,
 
 
 @router.get("/tasks/{task_id}/annotations", summary="Every annotator's work on a task")
-def task_annotations(task_id: RowId, session: SessionDep) -> Any:
+def task_annotations(task_id: RowId, request: Request, session: SessionDep) -> Any:
     task = _task(session, task_id)
+    note_patients(request, patient_ids_of_reports(session, [task.report_id]))
     rows = session.exec(select(TaskAnnotation).where(TaskAnnotation.task_id == task_id)
                         .order_by(col(TaskAnnotation.annotator))).all()
     return {"task_id": task.id, "text": task.text, "gold": task.gold,
@@ -247,26 +252,28 @@ def agreement(session: SessionDep) -> Any:
     return agreement_report(_submitted(session)).as_dict()
 
 
-def accepted_documents(session: Session) -> list[AnnotatedReport]:
+def accepted_documents(session: Session) -> list[tuple[AnnotationTask, AnnotatedReport]]:
     """The accepted annotation of each task: its gold version when adjudicated, else its only
     submitted annotation (tasks with several unadjudicated annotations are left out)."""
     out = []
     for task in session.exec(select(AnnotationTask).order_by(col(AnnotationTask.id))).all():
         if task.gold is not None:
-            out.append(AnnotatedReport.from_gold_dict(task.gold))
+            out.append((task, AnnotatedReport.from_gold_dict(task.gold)))
             continue
         submitted = session.exec(select(TaskAnnotation).where(
             TaskAnnotation.task_id == task.id, TaskAnnotation.state == "submitted")).all()
         if len(submitted) == 1:
-            out.append(AnnotatedReport.from_gold_dict(submitted[0].document))
+            out.append((task, AnnotatedReport.from_gold_dict(submitted[0].document)))
     return out
 
 
 @router.get("/export", summary="Export accepted annotations")
-def export(session: SessionDep, format: Literal["jsonl", "docbin"] = "jsonl") -> Response:
+def export(request: Request, session: SessionDep,
+           format: Literal["jsonl", "docbin"] = "jsonl") -> Response:
     """JSON Lines with character offsets (the gold form), or a spaCy DocBin."""
-    documents = [d.model_copy(update={"split": d.split or "train"})
-                 for d in accepted_documents(session)]
+    accepted = accepted_documents(session)
+    note_patients(request, patient_ids_of_reports(session, [t.report_id for t, _ in accepted]))
+    documents = [d.model_copy(update={"split": d.split or "train"}) for _, d in accepted]
     if format == "docbin":
         return Response(to_docbin(documents), media_type="application/octet-stream",
                         headers={"Content-Disposition": 'attachment; filename="annotations.spacy"'})

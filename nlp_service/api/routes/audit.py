@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from nlp_service.api.access import note_patients
 from nlp_service.api.deps import EngineDep, Offset, RowId, SessionDep
 from nlp_service.api.security import require_roles
 from nlp_service.audit.queries import (
@@ -27,6 +28,7 @@ from nlp_service.audit.queries import (
     to_csv,
 )
 from nlp_service.audit.tracking import DECISIONS, STATUSES, set_decision, status_at
+from nlp_service.storage.access_log import patient_ids_of, patient_ids_of_reports
 from nlp_service.storage.db import session_scope
 from nlp_service.storage.fhir_store import FhirWriter
 from nlp_service.storage.models import FollowUp, FollowUpEvent
@@ -72,7 +74,7 @@ def _csv(text: str, name: str) -> Response:
 
 @router.get("/recommendations", summary="Follow-up worklist")
 def recommendations(
-    session: SessionDep, as_of: AsOf = None, format: Format = "json",
+    request: Request, session: SessionDep, as_of: AsOf = None, format: Format = "json",
     status: Annotated[list[str] | None, Query(description=f"Any of {', '.join(STATUSES)}")]
     = None,
     report_from: datetime | None = None, report_to: datetime | None = None,
@@ -94,6 +96,7 @@ def recommendations(
                                       sort=sort)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
+    note_patients(request, patient_ids_of(follow_up for follow_up, _ in rows))
     items = [follow_up_row(follow_up, state) | {"report_id": follow_up.source_report_id,
                                                  "start": follow_up.start,
                                                  "end": follow_up.end}
@@ -105,13 +108,15 @@ def recommendations(
 
 
 @router.get("/recommendations/{follow_up_id}", summary="One follow-up with its history")
-def recommendation(follow_up_id: RowId, session: SessionDep, as_of: AsOf = None) -> Any:
+def recommendation(follow_up_id: RowId, request: Request, session: SessionDep,
+                   as_of: AsOf = None) -> Any:
     when = _as_of(as_of)
     row = session.exec(select(FollowUp, status_at(when)).where(
         FollowUp.id == follow_up_id)).one_or_none()
     if row is None:
         raise HTTPException(status_code=404, detail=f"follow-up {follow_up_id} not found")
     follow_up, state = row
+    note_patients(request, patient_ids_of([follow_up]))
     events = session.exec(select(FollowUpEvent).where(
         FollowUpEvent.follow_up_id == follow_up_id).order_by(col(FollowUpEvent.at),
                                                                col(FollowUpEvent.id))).all()
@@ -123,13 +128,15 @@ def recommendation(follow_up_id: RowId, session: SessionDep, as_of: AsOf = None)
 @router.post("/recommendations/{follow_up_id}/decision", summary="Record a decision",
              dependencies=[Depends(require_roles("admin"))],
              responses={404: {"description": "No such follow-up."}})
-def decide(follow_up_id: RowId, decision: DecisionCreate, engine: EngineDep) -> Any:
+def decide(follow_up_id: RowId, decision: DecisionCreate, request: Request,
+           engine: EngineDep) -> Any:
     """Set not_needed, completed_elsewhere or cancelled (or open to undo), with a reason."""
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         follow_up = session.get(FollowUp, follow_up_id)
         if follow_up is None:
             raise HTTPException(status_code=404, detail=f"follow-up {follow_up_id} not found")
+        note_patients(request, patient_ids_of([follow_up]))
         fhir = FhirWriter(session, now)
         set_decision(session, fhir, follow_up, decision.status, actor=decision.actor,
                      reason=decision.reason, at=now)
@@ -164,7 +171,7 @@ def compliance_summary(
 
 
 @router.get("/measures/{number}", summary="QPP measure 364, 405 or 406")
-def qpp_measure(number: str, session: SessionDep, as_of: AsOf = None,
+def qpp_measure(number: str, request: Request, session: SessionDep, as_of: AsOf = None,
                 format: Format = "json", report_from: datetime | None = None,
                 report_to: datetime | None = None) -> Any:
     """Numerator, denominator, exclusions and rate, with the accessions behind each."""
@@ -174,6 +181,8 @@ def qpp_measure(number: str, session: SessionDep, as_of: AsOf = None,
     when = _as_of(as_of)
     figures = measure(session, number, report_from=report_from, report_to=report_to,
                       as_of=when)
+    note_patients(request, patient_ids_of_reports(session, accessions=[
+        *figures.numerator_reports, *figures.denominator_reports, *figures.excluded_reports]))
     if format == "csv":
         rows = ([{"accession": a, "group": "numerator"} for a in figures.numerator_reports]
                 + [{"accession": a, "group": "denominator"}

@@ -7,10 +7,12 @@ import html
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from nlp_service.api.access import note_patients
 from nlp_service.api.deps import RowId, SessionDep
+from nlp_service.storage.access_log import patient_ids_of
 from nlp_service.storage.models import Report
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -64,7 +66,7 @@ def _error(message: str, status_code: int) -> HTMLResponse:
 
 @router.get("/audit/reports/{report_id}", response_class=HTMLResponse)
 def report_page(
-    report_id: RowId, session: SessionDep,
+    report_id: RowId, request: Request, session: SessionDep,
     start: Annotated[int | None, Query(ge=0, description="Highlight from this offset")] = None,
     end: Annotated[int | None, Query(ge=0, description="... to this one (exclusive)")] = None,
 ) -> HTMLResponse:
@@ -72,6 +74,7 @@ def report_page(
     report = session.get(Report, report_id)
     if report is None:
         return _error(f"Report {report_id} does not exist.", 404)
+    note_patients(request, patient_ids_of([report]))
     text = report.text
     if (start is None) != (end is None):
         return _error("Give both start and end, or neither.", 422)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 
 from nlp_service import __version__
+from nlp_service.api.access import note_fhir_resources
 from nlp_service.api.deps import SessionDep, SettingsDep
 from nlp_service.fhir.capability import capability_statement
 from nlp_service.fhir.search import SEARCH_PARAMETERS, parse_date_param
@@ -77,7 +78,8 @@ def metadata(request: Request, settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/{resource_type}/{resource_id}", summary="Read a resource")
-def read(resource_type: str, resource_id: str, session: SessionDep) -> JSONResponse:
+def read(resource_type: str, resource_id: str, request: Request,
+         session: SessionDep) -> JSONResponse:
     try:
         _check_type(resource_type)
         row = read_resource(session, resource_type, resource_id)
@@ -85,12 +87,13 @@ def read(resource_type: str, resource_id: str, session: SessionDep) -> JSONRespo
             raise FhirError(404, "not-found", f"{resource_type}/{resource_id} not found")
     except FhirError as error:
         return error_response(error)
+    note_fhir_resources(request, [row.resource])
     return fhir_response(row.resource, headers=_version_headers(row))
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}",
             summary="Read a version of a resource")
-def vread(resource_type: str, resource_id: str, version_id: str,
+def vread(resource_type: str, resource_id: str, version_id: str, request: Request,
           session: SessionDep) -> JSONResponse:
     try:
         _check_type(resource_type)
@@ -102,6 +105,7 @@ def vread(resource_type: str, resource_id: str, version_id: str,
                             f"{resource_type}/{resource_id}/_history/{version_id} not found")
     except FhirError as error:
         return error_response(error)
+    note_fhir_resources(request, [row.resource])
     return fhir_response(row.resource, headers=_version_headers(row))
 
 
@@ -115,6 +119,7 @@ def history(resource_type: str, resource_id: str, request: Request, session: Ses
             raise FhirError(404, "not-found", f"{resource_type}/{resource_id} not found")
     except FhirError as error:
         return error_response(error)
+    note_fhir_resources(request, [row.resource for row in rows])
     base = _base_url(request, settings.fhir_base_url)
     entries = [{"fullUrl": f"{base}/{resource_type}/{resource_id}/_history/{row.version_id}",
                 "resource": row.resource,
@@ -162,6 +167,7 @@ def search(resource_type: str, request: Request, session: SessionDep,
                       + urlencode([*kept, ("_offset", str(max(0, offset - count)))])})
     entries = [_entry(base, row, "match") for row in rows]
     entries += [_entry(base, row, "include") for row in included]
+    note_fhir_resources(request, [entry["resource"] for entry in entries])
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total,
                               "link": links}
     if entries:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, func, select
 
+from nlp_service.api.access import note_patients
 from nlp_service.api.deps import Offset, PipelineDep, RowId, SessionDep, SettingsDep
 from nlp_service.api.schemas import (
     AnalyzeRequest,
@@ -19,6 +20,7 @@ from nlp_service.api.schemas import (
     ReportPublic,
 )
 from nlp_service.api.security import require_roles
+from nlp_service.storage.access_log import patient_ids_of
 from nlp_service.storage.models import Finding, Recommendation, Report
 from pipelines.pipeline import ReportInput
 from pipelines.schema import AnalysisError, ReportAnalysis
@@ -30,6 +32,7 @@ READERS = [Depends(require_roles("ehr", "auditor"))]
 @router.get("/reports", response_model=ReportPage, summary="List reports",
             dependencies=READERS)
 def list_reports(
+    request: Request,
     session: SessionDep,
     accession: str | None = None,
     patient: Annotated[str | None, Query(description="Patient MRN (PID-3).")] = None,
@@ -61,6 +64,7 @@ def list_reports(
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(Report.observed_at).desc(), col(Report.id).desc())
                         .offset(offset).limit(limit)).all()
+    note_patients(request, patient_ids_of(rows))
     return ReportPage(total=total, offset=offset, limit=limit,
                       items=[ReportPublic.model_validate(row) for row in rows])
 
@@ -68,7 +72,7 @@ def list_reports(
 @router.get("/reports/{report_id}", response_model=ReportDetail, summary="Read a report",
             dependencies=READERS,
             responses={404: {"description": "No such report."}})
-def read_report(report_id: RowId, session: SessionDep) -> ReportDetail:
+def read_report(report_id: RowId, request: Request, session: SessionDep) -> ReportDetail:
     """One report version with its text, findings and recommendations."""
     report = session.get(Report, report_id)
     if report is None:
@@ -80,6 +84,7 @@ def read_report(report_id: RowId, session: SessionDep) -> ReportDetail:
                                    .order_by(col(Recommendation.index))).all()
     versions = session.exec(select(Report.id).where(Report.accession == report.accession)
                             .order_by(col(Report.version))).all()
+    note_patients(request, patient_ids_of([report]))
     return ReportDetail(
         **ReportPublic.model_validate(report).model_dump(), text=report.text,
         findings=[FindingPublic.model_validate(f) for f in findings],

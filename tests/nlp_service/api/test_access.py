@@ -93,6 +93,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("GET", "/api/v1/keys"): (JSON, _roles()),
     ("POST", "/api/v1/keys"): (JSON, _roles()),
     ("POST", "/api/v1/keys/{key_id}/revoke"): (JSON, _roles()),
+    ("GET", "/api/v1/access-log"): (JSON, _roles()),
     ("GET", "/metrics"): (JSON, _roles()),
 }
 
