@@ -52,6 +52,28 @@ def finding() -> Callable[..., FindingOut]:
     return lookup
 
 
+# --- Figures: fault and fuzz tests report what they ran; printed at the end of the run. ----
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a line for the run's "radnlp figures" summary (e.g. messages sent, lost)."""
+
+    def record(line: str) -> None:
+        FIGURES.append(f"{request.node.nodeid}: {line}")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("radnlp figures (faults, fuzzing)")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 # --- Databases: SQLite always, PostgreSQL too when RADNLP_TEST_POSTGRES_URL is set. ---------
 
 POSTGRES_URL = os.environ.get("RADNLP_TEST_POSTGRES_URL")

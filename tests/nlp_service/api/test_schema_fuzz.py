@@ -5,13 +5,16 @@ Then SQL-injection and path-traversal strings in every search parameter do nothi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
@@ -44,13 +47,14 @@ def secured_app(engine: Engine, rules_pipeline: RadiologyPipeline) -> tuple[Fast
     return app, key
 
 
-def test_no_server_errors(secured_app: tuple[FastAPI, str]) -> None:
+def test_no_server_errors(secured_app: tuple[FastAPI, str],
+                          figures: Callable[[str], None]) -> None:
     """Every operation, 12 generated requests each (hypothesis drives schemathesis's
     strategies directly: its pytest plugin does not load on this pytest)."""
     app, key = secured_app
     api = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path=SKIPPED)
     headers = {"Authorization": f"Bearer {key}"}
-    tested = 0
+    tested = cases = 0
     for result in api.get_all_operations():
         operation = result.ok()
 
@@ -58,6 +62,8 @@ def test_no_server_errors(secured_app: tuple[FastAPI, str]) -> None:
         @settings(max_examples=12, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         def no_server_error(case: schemathesis.Case) -> None:
+            nonlocal cases
+            cases += 1
             response = case.call(headers=headers)
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path}: {response.status_code} "
@@ -66,6 +72,7 @@ def test_no_server_errors(secured_app: tuple[FastAPI, str]) -> None:
         no_server_error()
         tested += 1
     assert tested >= 35
+    figures(f"schemathesis: {cases} generated requests over {tested} operations, no 5xx")
 
 
 HOSTILE = ["' OR '1'='1", "1; DROP TABLE report; --", "\" OR 1=1 --", "../../../etc/passwd",
@@ -111,3 +118,37 @@ def test_hostile_strings_in_search_parameters_do_nothing(
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Report)).one() == tables_before
         assert session.exec(select(func.count()).select_from(ApiKey)).one() == keys_before
+
+
+WORDS = ["No", "pleural", "effusion", "nodule", "5 mm", "left", "right", "lobe", "without",
+         "IMPRESSION:", "FINDINGS:", "recommend", "CT", "in 3 months", ".", "\n", "\t", "?"]
+
+
+def test_analyze_answers_any_text(secured_app: tuple[FastAPI, str],
+                                  figures: Callable[[str], None]) -> None:
+    """Hostile and odd texts (control characters, any Unicode, report-like word salad):
+    always an answer below 500, and every span returned indexes the text it came from."""
+    app, key = secured_app
+    statuses: Counter[int] = Counter()
+    with TestClient(app) as client:
+
+        @settings(max_examples=200, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(text=st.one_of(
+            st.text(max_size=2000),
+            st.lists(st.sampled_from(WORDS), max_size=120).map(" ".join),
+            st.text(alphabet=st.characters(max_codepoint=0x2FF), max_size=500),
+        ))
+        def check(text: str) -> None:
+            response = client.post("/api/v1/analyze", json={"text": text, "id": "fuzz"},
+                                   headers={"Authorization": f"Bearer {key}"})
+            statuses[response.status_code] += 1
+            assert response.status_code in (200, 400, 422), response.text[:300]
+            if response.status_code == 200:
+                for finding in response.json()["findings"]:
+                    assert text[finding["start"]:finding["end"]] == finding["text"]
+
+        check()
+    assert statuses[200] > 0
+    figures(f"POST /api/v1/analyze: {sum(statuses.values())} generated texts, no 5xx "
+            f"({', '.join(f'{code}: {n}' for code, n in sorted(statuses.items()))})")
