@@ -60,9 +60,9 @@ class FollowUpRules:
                    interval_min_days: int | None,
                    interval_max_days: int | None) -> tuple[datetime, datetime, bool]:
         """(due start, due end, whether the default window was used)."""
-        bounds = [d for d in (interval_min_days, interval_max_days) if d is not None]
-        if bounds:
-            low, high, default = bounds[0], bounds[-1], False
+        stated = stated_window_days(interval_min_days, interval_max_days)
+        if stated is not None:
+            (low, high), default = stated, False
         else:
             windows = self.default_window_days
             low, high = windows.get(finding or "", windows.get(modality or "", windows["*"]))
@@ -89,6 +89,14 @@ class FollowUpRules:
             return False
         covered = self.covered_regions(exam)
         return recommended in covered or set(recommended.split("/")) <= covered
+
+
+def stated_window_days(interval_min_days: int | None,
+                       interval_max_days: int | None) -> tuple[int, int] | None:
+    """(low, high) days of a stated interval (one stated bound serves as both); ``None``
+    when the report states none."""
+    bounds = [d for d in (interval_min_days, interval_max_days) if d is not None]
+    return (bounds[0], bounds[-1]) if bounds else None
 
 
 @lru_cache(maxsize=1)

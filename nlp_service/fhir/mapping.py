@@ -23,6 +23,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from nlp_service.audit.rules import stated_window_days
 from nlp_service.intake.message import ParsedReport
 from pipelines.schema import (
     Assertion,
@@ -541,13 +542,13 @@ def _body_region(region: str | None) -> Resource | None:
 
 def due_window(observed_at: datetime | None, recommendation: RecommendationOut,
                ) -> tuple[datetime | None, datetime | None]:
-    """(start, end) of a recommendation's due window from the report time; one stated bound
-    serves as both; (None, None) without a bound or a report time."""
-    bounds = [days for days in (recommendation.interval_min_days,
-                                recommendation.interval_max_days) if days is not None]
-    if observed_at is None or not bounds:
+    """(start, end) of a recommendation's stated due window from the report time; (None,
+    None) without a stated interval or a report time."""
+    stated = stated_window_days(recommendation.interval_min_days,
+                                recommendation.interval_max_days)
+    if observed_at is None or stated is None:
         return None, None
-    return observed_at + timedelta(days=bounds[0]), observed_at + timedelta(days=bounds[-1])
+    return observed_at + timedelta(days=stated[0]), observed_at + timedelta(days=stated[1])
 
 
 def _reason(context: _Context, recommendation: RecommendationOut) -> Resource:
