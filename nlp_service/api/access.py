@@ -22,6 +22,9 @@ LOGGED_PREFIXES = ("/api/", "/fhir/", "/audit/reports/")
 # Posting a message or a text to analyse sends data in and reads nothing stored.
 NOT_LOGGED = {("POST", "/api/v1/hl7"), ("POST", "/api/v1/analyze")}
 _PATIENTS = "accessed_patients"
+_BULK = "accessed_bulk"
+# Above this many patients an answer is logged as bulk (no patient rows, see the model).
+MAX_LISTED_PATIENTS = 10_000
 
 
 def note_patients(request: Request, patient_ids: Iterable[str]) -> None:
@@ -29,6 +32,12 @@ def note_patients(request: Request, patient_ids: Iterable[str]) -> None:
     noted: set[str] = getattr(request.state, _PATIENTS, set())
     noted.update(patient_ids)
     setattr(request.state, _PATIENTS, noted)
+
+
+def note_bulk(request: Request, reports: int) -> None:
+    """Record that the answer to ``request`` covers ``reports`` reports, too many to list
+    their patients (the entry is found by every patient search)."""
+    setattr(request.state, _BULK, reports)
 
 
 def note_fhir_resources(request: Request, resources: Iterable[dict[str, Any]]) -> None:
@@ -73,6 +82,9 @@ async def log_access(request: Request,
         action=_action(request, response),
         client=request.client.host if request.client else None)
     patients: set[str] = getattr(request.state, _PATIENTS, set())
+    bulk: int | None = getattr(request.state, _BULK, None)
+    if bulk is not None or len(patients) > MAX_LISTED_PATIENTS:
+        entry.bulk, entry.patient_count = True, max(len(patients), bulk or 0)
     try:
         await run_in_threadpool(record_access, request.app.state.engine, entry, patients)
     except SQLAlchemyError as exc:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
 from nlp_service.fhir.mapping import patient_resource_id
 from nlp_service.storage.db import session_scope
@@ -43,9 +43,11 @@ class AccessRecord:
 
 
 def record_access(engine: Engine, entry: AccessLogEntry, patient_ids: Iterable[str]) -> int:
-    """Store ``entry`` and its patients in one transaction; the entry id."""
-    patients = sorted(set(patient_ids))
-    entry.patient_count = len(patients)
+    """Store ``entry`` and its patients in one transaction (none for a bulk entry, whose
+    ``patient_count`` is set by the caller); the entry id."""
+    patients = [] if entry.bulk else sorted(set(patient_ids))
+    if not entry.bulk:
+        entry.patient_count = len(patients)
     with session_scope(engine) as session:
         session.add(entry)
         session.flush()
@@ -90,9 +92,9 @@ def search_access_log(session: Session, query: AccessQuery, *, offset: int = 0,
     """Matching entries, newest first, each with its patients; and how many match."""
     statement = select(AccessLogEntry)
     if query.patient_ids:
-        statement = statement.where(col(AccessLogEntry.id).in_(
+        statement = statement.where(or_(col(AccessLogEntry.bulk), col(AccessLogEntry.id).in_(
             select(AccessLogPatient.entry_id).where(
-                col(AccessLogPatient.patient_id).in_(query.patient_ids))))
+                col(AccessLogPatient.patient_id).in_(query.patient_ids)))))
     if query.key_id:
         statement = statement.where(AccessLogEntry.key_id == query.key_id)
     if query.action:

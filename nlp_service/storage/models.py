@@ -362,7 +362,10 @@ class AccessLogEntry(SQLModel, table=True):
     status: int
     action: str = Field(max_length=16)  # read, export, change, refused
     client: str | None = Field(default=None, max_length=100)
-    patient_count: int = 0
+    patient_count: int = 0  # for a bulk entry: how many reports the answer covered
+    # A bulk answer (a measure's hundreds of thousands of reports) lists no patients: its
+    # path and query reproduce it, and every search by patient returns it.
+    bulk: bool = False
 
 
 class AccessLogPatient(SQLModel, table=True):

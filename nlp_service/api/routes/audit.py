@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from nlp_service.api.access import note_patients
+from nlp_service.api.access import MAX_LISTED_PATIENTS, note_bulk, note_patients
 from nlp_service.api.deps import EngineDep, Offset, RowId, SessionDep
 from nlp_service.api.security import require_roles
 from nlp_service.audit.queries import (
@@ -181,8 +181,12 @@ def qpp_measure(number: str, request: Request, session: SessionDep, as_of: AsOf 
     when = _as_of(as_of)
     figures = measure(session, number, report_from=report_from, report_to=report_to,
                       as_of=when)
-    note_patients(request, patient_ids_of_reports(session, accessions=[
-        *figures.numerator_reports, *figures.denominator_reports, *figures.excluded_reports]))
+    accessions = {*figures.numerator_reports, *figures.denominator_reports,
+                  *figures.excluded_reports}
+    if len(accessions) > MAX_LISTED_PATIENTS:
+        note_bulk(request, len(accessions))
+    else:
+        note_patients(request, patient_ids_of_reports(session, accessions=accessions))
     if format == "csv":
         rows = ([{"accession": a, "group": "numerator"} for a in figures.numerator_reports]
                 + [{"accession": a, "group": "denominator"}

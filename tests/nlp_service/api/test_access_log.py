@@ -4,24 +4,31 @@ entry cannot be stored is withheld."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
+import pytest
 from sqlalchemy import Engine, text
 
+from nlp_service.api import access
 from nlp_service.api.main import create_app
+from nlp_service.api.routes import audit as audit_routes
 from nlp_service.core.config import Settings
 from nlp_service.fhir.mapping import patient_resource_id
+from nlp_service.intake.hl7 import build_oru
 from nlp_service.security import create_key
 from nlp_service.storage.db import session_scope
 from nlp_service.worker import Worker
 from pipelines.pipeline import RadiologyPipeline
-from tests.conftest import build_oru, serving
+from tests.conftest import serving
 
-NODULE = ["FINDINGS: 5 mm nodule in the right upper lobe.",
+NODULE = ["FINDINGS: Incidental 5 mm pulmonary nodule in the right upper lobe.",
           "IMPRESSION: Recommend follow-up CT chest in 12 months."]
 
 
 def test_who_accessed_which_patient_is_logged_and_queryable(
-        engine: Engine, rules_pipeline: RadiologyPipeline) -> None:
+        engine: Engine, rules_pipeline: RadiologyPipeline,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(database_url="sqlite://", pipeline_mode="rules", secret_key="s")
     app = create_app(settings, engine=engine, pipeline=rules_pipeline, run_migrations=False)
     with session_scope(engine) as session:
@@ -35,8 +42,10 @@ def test_who_accessed_which_patient_is_logged_and_queryable(
     with serving(app) as base, httpx.Client(base_url=base, timeout=60) as client:
         for control_id, accession, mrn in [("A1", "ACC-A", "MRN-ALPHA"),
                                            ("B1", "ACC-B", "MRN-BRAVO")]:
-            sent = client.post("/api/v1/hl7", content=build_oru(control_id, accession, NODULE,
-                                                                mrn=mrn),
+            message = build_oru(control_id, accession, "\n".join(NODULE), mrn=mrn,
+                                procedure=("71250", "CT CHEST WITHOUT CONTRAST", "CPT4"),
+                                birth_date=date(1960, 5, 1))  # QPP 364 needs age >= 35
+            sent = client.post("/api/v1/hl7", content=message,
                                headers={**auth("ingest"),
                                         "Content-Type": "x-application/hl7-v2+er7"})
             assert sent.status_code == 200
@@ -87,6 +96,20 @@ def test_who_accessed_which_patient_is_logged_and_queryable(
         dumped = str([e for e in log(limit="1000") if e["path"] != "/api/v1/access-log"])
         assert "MRN-ALPHA" not in dumped
         assert dumped.count("MRN-BRAVO") == 1  # the export's own patient=MRN-BRAVO query
+
+        # An answer over too many patients to list (a measure) is logged as bulk, and found
+        # by every patient search.
+        monkeypatch.setattr(access, "MAX_LISTED_PATIENTS", 1)
+        monkeypatch.setattr(audit_routes, "MAX_LISTED_PATIENTS", 1)
+        measure = client.get("/api/v1/audit/measures/364", headers=auth("auditor"))
+        assert measure.status_code == 200
+        reports = measure.json()["reports"]
+        assert {*reports["denominator"], *reports["exclusions"]} == {"ACC-A", "ACC-B"}
+        for mrn in ("MRN-ALPHA", "MRN-BRAVO"):
+            newest = log(mrn=mrn)[0]
+            assert (newest["path"], newest["bulk"], newest["patients"],
+                    newest["patient_count"]) == ("/api/v1/audit/measures/364", True, [], 2)
+        assert not any(e["bulk"] for e in for_a + for_b)
 
         # No unlogged reads: when the entry cannot be stored, the answer is withheld.
         with engine.begin() as connection:

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("client", sa.String(length=100), nullable=True),
         sa.Column("patient_count", sa.Integer(), nullable=False),
+        sa.Column("bulk", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("access_log", schema=None) as batch_op:
