@@ -649,6 +649,35 @@ def keys_revoke(
     typer.echo(f"revoked key {key_id}")
 
 
+@app.command("access-log")
+def access_log(
+    mrn: Annotated[str | None, typer.Option(help="Patient MRN (every authority seen).")] = None,
+    key_id: Annotated[str | None, typer.Option("--key", help="API key id.")] = None,
+    action: Annotated[str | None, typer.Option(help="read, export, change or refused.")]
+    = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 date.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """Who read, exported or changed which patients' data (as GET /api/v1/access-log), as
+    JSON, newest first."""
+    from nlp_service.storage.access_log import (
+        ACTIONS,
+        AccessQuery,
+        patient_ids_for_mrn,
+        search_access_log,
+    )
+
+    if action is not None and action not in ACTIONS:
+        raise typer.BadParameter(f"action must be one of {', '.join(ACTIONS)}")
+    with _audit_session() as session:
+        patients = patient_ids_for_mrn(session, mrn) if mrn else []
+        query = AccessQuery(patient_ids=tuple(patients), key_id=key_id, action=action,
+                            since=_when(since) if since else None)
+        total, records = search_access_log(session, query, limit=limit)
+        _emit({"total": total, "patients": patients,
+               "items": [record.as_dict() for record in records]})
+
+
 db_app = typer.Typer(help="The database: migrations and backups.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -4,6 +4,7 @@ entry cannot be stored is withheld."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import httpx
@@ -21,6 +22,7 @@ from nlp_service.storage.db import session_scope
 from nlp_service.worker import Worker
 from pipelines.pipeline import RadiologyPipeline
 from tests.conftest import serving
+from tests.nlp_service.test_service_cli import radnlp
 
 NODULE = ["FINDINGS: Incidental 5 mm pulmonary nodule in the right upper lobe.",
           "IMPRESSION: Recommend follow-up CT chest in 12 months."]
@@ -110,6 +112,13 @@ def test_who_accessed_which_patient_is_logged_and_queryable(
             assert (newest["path"], newest["bulk"], newest["patients"],
                     newest["patient_count"]) == ("/api/v1/audit/measures/364", True, [], 2)
         assert not any(e["bulk"] for e in for_a + for_b)
+
+        if engine.dialect.name == "sqlite":  # the CLI gives the same answer as the API
+            database = {"RADNLP_DATABASE_URL": engine.url.render_as_string()}
+            cli = radnlp("access-log", "--mrn", "MRN-BRAVO", "--limit", "10", env=database,
+                         timeout=120)
+            assert cli.returncode == 0, cli.stderr
+            assert json.loads(cli.stdout)["items"] == json.loads(json.dumps(log(mrn="MRN-BRAVO")))
 
         # No unlogged reads: when the entry cannot be stored, the answer is withheld.
         with engine.begin() as connection:
