@@ -116,7 +116,7 @@ def require_roles(*roles: str, style: Style = "json") -> Callable[..., Principal
 
 def auth_error_response(request: Request, exc: Exception) -> Response:
     """The refusal in the endpoint's own terms."""
-    from nlp_service.api.routes.dashboard import SECURITY_HEADERS
+    from nlp_service.api.pages import PAGE_HEADERS
     from nlp_service.api.routes.fhir import fhir_response, operation_outcome
 
     assert isinstance(exc, AuthError)
@@ -134,5 +134,5 @@ def auth_error_response(request: Request, exc: Exception) -> Response:
             f"<body><main><h1>Not allowed</h1><p id=\"error\" role=\"alert\">"
             f"{html.escape(exc.reason)}</p><form method=\"post\" action=\"/auth/logout\">"
             "<button type=\"submit\">Sign in with another key</button></form></main></body>"
-            "</html>\n", status_code=exc.status, headers={**SECURITY_HEADERS, **challenge})
+            "</html>\n", status_code=exc.status, headers={**PAGE_HEADERS, **challenge})
     return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=challenge)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from rapidfuzz import fuzz, process
 
-from nlp_service.api.routes.dashboard import SECURITY_HEADERS, STATIC
+from nlp_service.api import pages
 from terminology.lexicon import Concept, Kind, Lexicon, load_lexicon
 from terminology.normalizer import MIN_FUZZY_LENGTH, normalize, preprocess
 
-ASSETS = {"annotate.js": "text/javascript", "annotate.css": "text/css",
+ASSETS = {**pages.SHARED_ASSETS, "annotate.js": "text/javascript", "annotate.css": "text/css",
           "adjudicate.js": "text/javascript", "adjudicate.css": "text/css"}
 MAX_CONCEPTS = 10
 # Fuzzy candidates looked at before keeping one per concept: a concept has many surface forms.
@@ -27,25 +27,20 @@ router = APIRouter(tags=["annotate"], include_in_schema=False)
 @router.get("/annotate", response_class=FileResponse)
 def page() -> FileResponse:
     """The annotation page (``?annotator=NAME``; the page asks for a name when it is missing)."""
-    return FileResponse(STATIC / "annotate.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    return pages.page("annotate.html")
 
 
 @router.get("/annotate/adjudicate", response_class=FileResponse)
 def adjudicate_page() -> FileResponse:
     """The adjudication page (``?adjudicator=NAME&task=ID``; without a task, the tasks that
     await adjudication)."""
-    return FileResponse(STATIC / "adjudicate.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    return pages.page("adjudicate.html")
 
 
 @router.get("/annotate/static/{name}", response_class=FileResponse)
 def asset(name: str) -> FileResponse:
-    """The page's script and stylesheet (only those: no path from the URL is opened)."""
-    if name not in ASSETS:
-        raise HTTPException(status_code=404, detail=f"no asset {name!r}")
-    return FileResponse(STATIC / name, media_type=f"{ASSETS[name]}; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    """The pages' scripts and stylesheets (only those)."""
+    return pages.asset(name, ASSETS)
 
 
 @functools.cache

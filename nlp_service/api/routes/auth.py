@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from nlp_service.api.deps import EngineDep, SessionDep, SettingsDep
-from nlp_service.api.routes.dashboard import SECURITY_HEADERS, STATIC
+from nlp_service.api.pages import PAGE_HEADERS, static_file
 from nlp_service.api.security import SESSION_COOKIE
 from nlp_service.security import ROLES, create_key, find_key, list_keys, revoke_key, sign_session
 from nlp_service.storage.db import read_only, session_scope
@@ -49,7 +49,7 @@ def _login_page(target: str, error: str | None = None, status_code: int = 200) -
         "required autofocus>\n<button type=\"submit\">Sign in</button>\n</form>\n"
         "<p class=\"hint\">An administrator creates keys with <code>radnlp keys create</code>."
         "</p>\n</main>\n</body>\n</html>\n",
-        status_code=status_code, headers={"Cache-Control": "no-store", **SECURITY_HEADERS})
+        status_code=status_code, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -60,8 +60,7 @@ def login_page(next: Annotated[str | None, Query()] = None) -> HTMLResponse:
 
 @router.get("/auth/static/login.css", response_class=FileResponse)
 def login_css() -> FileResponse:
-    return FileResponse(STATIC / "login.css", media_type="text/css; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    return static_file("login.css", "text/css")
 
 
 @router.post("/auth/session")

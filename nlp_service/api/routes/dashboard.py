@@ -4,26 +4,19 @@ stored report with its recommendation sentence highlighted."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from nlp_service.api import pages
 from nlp_service.api.access import note_patients
 from nlp_service.api.deps import RowId, SessionDep
+from nlp_service.api.pages import PAGE_HEADERS
 from nlp_service.storage.access_log import patient_ids_of
 from nlp_service.storage.models import Report
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
-ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-# Everything the pages use is served from here: no inline script, nothing from elsewhere.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+ASSETS = {**pages.SHARED_ASSETS, "dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -31,18 +24,13 @@ router = APIRouter(tags=["dashboard"], include_in_schema=False)
 @router.get("/audit", response_class=FileResponse)
 def dashboard() -> FileResponse:
     """The follow-up audit dashboard."""
-    # no-cache: a browser must ask again (and be sent to /login once signed out).
-    return FileResponse(STATIC / "dashboard.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    return pages.page("dashboard.html")
 
 
 @router.get("/audit/static/{name}", response_class=FileResponse)
 def asset(name: str) -> FileResponse:
-    """The dashboard's script and stylesheet (only those: no path from the URL is opened)."""
-    if name not in ASSETS:
-        raise HTTPException(status_code=404, detail=f"no asset {name!r}")
-    return FileResponse(STATIC / name, media_type=f"{ASSETS[name]}; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    """The dashboard's scripts and stylesheets (only those)."""
+    return pages.asset(name, ASSETS)
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
@@ -51,9 +39,10 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)} · radnlp</title>\n"
         "<link rel=\"icon\" href=\"data:,\">\n"
+        "<link rel=\"stylesheet\" href=\"/audit/static/common.css\">\n"
         "<link rel=\"stylesheet\" href=\"/audit/static/dashboard.css\">\n</head>\n"
         f"<body class=\"report-page\">\n{body}\n</body>\n</html>\n",
-        status_code=status_code, headers=SECURITY_HEADERS)
+        status_code=status_code, headers=PAGE_HEADERS)
 
 
 def _error(message: str, status_code: int) -> HTMLResponse:

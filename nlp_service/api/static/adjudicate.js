@@ -5,10 +5,11 @@
 "use strict";
 
 (() => {
+  const { bindShortcuts, byId, clone, el, fillQueue, pieces, plural, replaceParam, request,
+          say, showError, signIn, statusLine, toggleHelp, twoDecimals } = window.radnlp;
   const API = "/api/v1/annotations";
   const QUEUE_LIMIT = 200;
   const LABELS = ["FINDING", "ANATOMY", "MEASUREMENT"];
-  const NAME = /^[\w.@-]+$/;
   // Lane 0 is the gold version; annotator N (1-based, as the number keys) is lane N.
   const GOLD_COLOUR = "#18181b";
   const COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777",
@@ -19,7 +20,6 @@
   const REC_FIELDS = { modality: "modality", body_region: "body region",
                        interval: "interval", conditional: "conditional" };
 
-  const byId = (id) => document.getElementById(id);
   const params = new URLSearchParams(window.location.search);
   const adjudicator = params.get("adjudicator");
 
@@ -32,29 +32,8 @@
   let saving = false;
   let loadSeq = 0;
 
-  // --- Server ----------------------------------------------------------------------------
-
-  async function request(url, options = {}) {
-    const response = await fetch(url, { headers: { Accept: "application/json",
-                                                   "Content-Type": "application/json" },
-                                        ...options });
-    if (!response.ok) {
-      let detail = `${response.status} ${response.statusText}`;
-      try {
-        const body = await response.json();
-        if (body.detail) detail = typeof body.detail === "string"
-          ? body.detail : JSON.stringify(body.detail);
-      } catch (_) { /* not JSON: keep the status line */ }
-      throw new Error(detail);
-    }
-    return response.json();
-  }
-
   // --- Documents and disagreements -------------------------------------------------------
 
-  const clone = (value) => JSON.parse(JSON.stringify(value));
-  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  const fmt = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(2));
   const labelOrder = (a, b) => LABELS.indexOf(a.label) - LABELS.indexOf(b.label);
 
   function normalise(document) {
@@ -185,20 +164,8 @@
 
   // --- Status line -----------------------------------------------------------------------
 
-  const STATUS_TEXT = { idle: "", saving: "Saving…", saved: "Gold saved", error: "Not saved" };
-
-  function setStatus(state, detail) {
-    const el = byId("save-status");
-    el.dataset.state = state;
-    el.textContent = detail ? `${STATUS_TEXT[state]}: ${detail}` : STATUS_TEXT[state];
-  }
-
-  const say = (text) => { byId("message").textContent = text; };
-
-  function showError(text) {
-    byId("error").textContent = text;
-    byId("error").hidden = !text;
-  }
+  const setStatus = statusLine({ idle: "", saving: "Saving…", saved: "Gold saved",
+                                 error: "Not saved" });
 
   // --- Rendering -------------------------------------------------------------------------
 
@@ -231,19 +198,12 @@
     const lanes = laneItems();
     const depth = lanes.length * LANE_PITCH;
     pre.style.lineHeight = `calc(1.4em + ${depth + 4}px)`;
-    const cuts = new Set([0, text.length]);
-    for (const u of units) {
-      cuts.add(u.start);
-      cuts.add(u.end);
-    }
-    const points = [...cuts].sort((a, b) => a - b);
     const focus = disputes[current];
     const fragment = document.createDocumentFragment();
-    for (let i = 0; i < points.length - 1; i += 1) {
-      const [a, b] = [points[i], points[i + 1]];
-      const el = document.createElement("span");
-      el.dataset.start = String(a);
-      el.textContent = text.slice(a, b);
+    for (const [a, b] of pieces(text.length, units)) {
+      const piece = document.createElement("span");
+      piece.dataset.start = String(a);
+      piece.textContent = text.slice(a, b);
       const images = [];
       const positions = [];
       const tips = [];
@@ -261,37 +221,37 @@
         }
       });
       if (images.length) {
-        el.classList.add("laned");
-        el.style.backgroundImage = images.join(", ");
-        el.style.backgroundPosition = positions.join(", ");
-        el.style.backgroundSize = images.map(() => `100% ${BAR}px`).join(", ");
-        el.style.paddingBottom = `${depth}px`;
-        el.title = tips.join("\n");
+        piece.classList.add("laned");
+        piece.style.backgroundImage = images.join(", ");
+        piece.style.backgroundPosition = positions.join(", ");
+        piece.style.backgroundSize = images.map(() => `100% ${BAR}px`).join(", ");
+        piece.style.paddingBottom = `${depth}px`;
+        piece.title = tips.join("\n");
       }
       const disputed = disputes.filter((u) => u.start <= a && u.end >= b);
       if (disputed.length) {
-        el.classList.add("disputed");
-        el.dataset.dispute = String(disputes.indexOf(disputed[0]));
-        if (disputed.every((u) => u.resolution !== null)) el.classList.add("resolved");
+        piece.classList.add("disputed");
+        piece.dataset.dispute = String(disputes.indexOf(disputed[0]));
+        if (disputed.every((u) => u.resolution !== null)) piece.classList.add("resolved");
       }
-      if (focus && focus.start <= a && focus.end >= b) el.classList.add("current");
-      fragment.append(el);
+      if (focus && focus.start <= a && focus.end >= b) piece.classList.add("current");
+      fragment.append(piece);
     }
     pre.replaceChildren(fragment);
   }
 
   function renderLegend() {
     const chip = (lane, name) => {
-      const el = document.createElement("span");
-      el.className = "lane-chip";
-      el.dataset.lane = String(lane);
+      const entry = document.createElement("span");
+      entry.className = "lane-chip";
+      entry.dataset.lane = String(lane);
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.backgroundColor = laneColour(lane);
       const key = document.createElement("kbd");
       key.textContent = lane === 0 ? "G" : String(lane);
-      el.append(swatch, key, document.createTextNode(` ${name}`));
-      return el;
+      entry.append(swatch, key, document.createTextNode(` ${name}`));
+      return entry;
     };
     const patterns = document.createElement("span");
     patterns.className = "muted";
@@ -416,39 +376,16 @@
     renderSaveNote();
   }
 
+  // Each task with its annotators and each pair's agreement.
   function renderQueue() {
-    const list = byId("queue");
-    list.replaceChildren(...queue.map((item) => {
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "queue-item";
-      button.dataset.taskId = String(item.id);
-      if (task && task.id === item.id) button.setAttribute("aria-current", "true");
-      const title = document.createElement("span");
-      title.className = "queue-title";
-      title.textContent = item.external_id;
-      const meta = document.createElement("span");
-      meta.className = "queue-meta";
-      meta.textContent = `${plural(item.submitted.length, "annotator")}: `
-        + item.submitted.join(", ");
-      const pairs = document.createElement("ul");
-      pairs.className = "pairs";
-      pairs.append(...item.agreement.map((pair) => {
-        const row = document.createElement("li");
-        row.className = "pair";
-        row.dataset.pair = pair.annotators.join("|");
-        row.textContent = `${pair.annotators.join(" × ")}: F1 ${fmt(pair.span_f1)} · `
-          + `κ ${fmt(pair.assertion_kappa)}`;
-        return row;
-      }));
-      button.append(title, meta, pairs);
-      button.addEventListener("click", () => openTask(item.id));
-      li.append(button);
-      return li;
-    }));
-    byId("queue-count").textContent = `(${queue.length})`;
-    byId("queue-empty").hidden = queue.length > 0;
+    fillQueue(queue, task ? task.id : null, (item) => [
+      item.external_id,
+      `${plural(item.submitted.length, "annotator")}: ${item.submitted.join(", ")}`,
+      el("ul", { class: "pairs" }, item.agreement.map((pair) => el("li", {
+        class: "pair", "data-pair": pair.annotators.join("|"),
+        text: `${pair.annotators.join(" × ")}: F1 ${twoDecimals(pair.span_f1)} · `
+          + `κ ${twoDecimals(pair.assertion_kappa)}` }))),
+    ], openTask);
   }
 
   // --- Actions ---------------------------------------------------------------------------
@@ -570,9 +507,7 @@
     const firstOpen = disputes.findIndex((u) => u.resolution === null);
     current = disputes.length ? Math.max(0, firstOpen) : -1;
 
-    const url = new URL(window.location.href);
-    url.searchParams.set("task", String(id));
-    window.history.replaceState(null, "", url);
+    replaceParam("task", String(id));
     byId("pick").hidden = true;
     byId("task").hidden = false;
     byId("task").dataset.taskId = String(id);
@@ -598,12 +533,6 @@
   }
 
   // --- Keyboard --------------------------------------------------------------------------
-
-  function toggleHelp(show) {
-    const help = byId("help");
-    help.hidden = show === undefined ? !help.hidden : !show;
-    byId("help-toggle").setAttribute("aria-expanded", String(!help.hidden));
-  }
 
   function onKey(event) {
     const target = event.target;
@@ -640,8 +569,7 @@
   // --- Start -----------------------------------------------------------------------------
 
   function bind() {
-    document.addEventListener("keydown", onKey);
-    byId("help-toggle").addEventListener("click", () => toggleHelp());
+    bindShortcuts(onKey);
     byId("save-gold").addEventListener("click", saveGold);
     byId("report-text").addEventListener("click", (event) => {
       const el = event.target.closest("[data-dispute]");
@@ -650,30 +578,7 @@
   }
 
   async function start() {
-    if (!adjudicator || !NAME.test(adjudicator)) {
-      byId("sign-in").hidden = false;
-      byId("adjudicator-form").addEventListener("submit", (event) => {
-        event.preventDefault();
-        const input = byId("adjudicator-input");
-        const name = input.value.trim();
-        if (!NAME.test(name)) {
-          input.setCustomValidity("Letters, digits and ._-@ only.");
-          input.reportValidity();
-          return;
-        }
-        const url = new URL(window.location.href);
-        url.searchParams.set("adjudicator", name);
-        window.location.assign(url);
-      });
-      byId("adjudicator-input").addEventListener("input", () => {
-        byId("adjudicator-input").setCustomValidity("");
-      });
-      byId("adjudicator-input").focus();
-      return;
-    }
-    byId("who").hidden = false;
-    byId("adjudicator-name").textContent = adjudicator;
-    byId("workspace").hidden = false;
+    if (!signIn("adjudicator", adjudicator)) return;
     bind();
     try {
       await loadQueue();

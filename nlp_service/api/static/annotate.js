@@ -5,6 +5,8 @@
 "use strict";
 
 (() => {
+  const { bindShortcuts, byId, clone, fillQueue, pieces, plural, replaceParam, request, say,
+          showError, signIn, statusLine, toggleHelp, twoDecimals } = window.radnlp;
   const API = "/api/v1/annotations";
   const CONCEPTS = "/annotate/api/concepts";
   const AUTOSAVE_MS = 800;
@@ -21,9 +23,7 @@
                    "breast", "extremity", "thyroid", "kidney", "liver"];
   // Trimmed off a mouse selection: a sloppy drag often takes a space or the full stop.
   const TRIM = /[\s.,;:!?()"']/;
-  const NAME = /^[\w.@-]+$/;
 
-  const byId = (id) => document.getElementById(id);
   const params = new URLSearchParams(window.location.search);
   const annotator = params.get("annotator");
 
@@ -41,22 +41,6 @@
   let searchTimer = null;
 
   // --- Server ----------------------------------------------------------------------------
-
-  async function request(url, options = {}) {
-    const response = await fetch(url, { headers: { Accept: "application/json",
-                                                   "Content-Type": "application/json" },
-                                        ...options });
-    if (!response.ok) {
-      let detail = `${response.status} ${response.statusText}`;
-      try {
-        const body = await response.json();
-        if (body.detail) detail = typeof body.detail === "string"
-          ? body.detail : JSON.stringify(body.detail);
-      } catch (_) { /* not JSON: keep the status line */ }
-      throw new Error(detail);
-    }
-    return response.json();
-  }
 
   const enc = encodeURIComponent;
   const taskUrl = (id) => `${API}/tasks/${id}?annotator=${enc(annotator)}`;
@@ -85,7 +69,6 @@
 
   // --- Document helpers ------------------------------------------------------------------
 
-  const clone = (value) => JSON.parse(JSON.stringify(value));
   const isPending = (item) => item.status === "pending";
   const spanOrder = (a, b) => a.start - b.start || a.end - b.end
     || LABELS.indexOf(a.label) - LABELS.indexOf(b.label);
@@ -108,31 +91,12 @@
              recs: doc.recommendations.filter(isPending).length };
   }
 
-  const fmtUncertainty = (u) => (u === null || u === undefined ? "–" : Number(u).toFixed(2));
-  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-
   // --- Status line -----------------------------------------------------------------------
 
-  const STATUS_TEXT = {
+  const setStatus = statusLine({
     idle: "", unsaved: "Unsaved changes (kept in this browser)", saving: "Saving…",
     saved: "Saved", submitted: "Submitted", error: "Not saved",
-  };
-
-  function setStatus(state, detail) {
-    const el = byId("save-status");
-    el.dataset.state = state;
-    el.textContent = detail ? `${STATUS_TEXT[state]}: ${detail}` : STATUS_TEXT[state];
-  }
-
-  function say(text) {
-    byId("message").textContent = text;
-  }
-
-  function showError(text) {
-    const el = byId("error");
-    el.textContent = text;
-    el.hidden = !text;
-  }
+  });
 
   // --- Changes, undo, autosave -----------------------------------------------------------
 
@@ -256,16 +220,8 @@
   function renderText() {
     const text = doc.text;
     const pre = byId("report-text");
-    const cuts = new Set([0, text.length]);
-    for (const item of [...doc.spans, ...doc.recommendations]) {
-      cuts.add(item.start);
-      cuts.add(item.end);
-    }
-    const points = [...cuts].sort((a, b) => a - b);
     const fragment = document.createDocumentFragment();
-    for (let i = 0; i < points.length - 1; i += 1) {
-      const [a, b] = [points[i], points[i + 1]];
-      if (a === b) continue;
+    for (const [a, b] of pieces(text.length, [...doc.spans, ...doc.recommendations])) {
       const covering = doc.spans.filter((s) => s.start <= a && s.end >= b);
       const rec = doc.recommendations.findIndex((r) => r.start <= a && r.end >= b);
       const el = document.createElement(covering.length ? "mark" : "span");
@@ -329,7 +285,7 @@
   function renderTaskHead() {
     byId("task-title").textContent = `Report ${task.external_id}`;
     byId("task-model-version").textContent = task.model_version || "–";
-    byId("task-uncertainty").textContent = fmtUncertainty(task.uncertainty);
+    byId("task-uncertainty").textContent = twoDecimals(task.uncertainty);
     byId("task-state").textContent = task.state === "submitted" ? "submitted (changes update it)"
       : task.state === "draft" ? "draft" : "not started";
   }
@@ -362,29 +318,12 @@
   }
 
   function renderQueue() {
-    const list = byId("queue");
-    list.replaceChildren(...queue.map((item, i) => {
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "queue-item";
-      button.dataset.taskId = String(item.id);
-      if (task && task.id === item.id) button.setAttribute("aria-current", "true");
-      const title = document.createElement("span");
-      title.className = "queue-title";
-      title.textContent = `${i + 1}. ${item.external_id}`;
-      const meta = document.createElement("span");
-      meta.className = "queue-meta";
+    fillQueue(queue, task ? task.id : null, (item, i) => {
       const mine = (item.annotators || {})[annotator];
-      meta.textContent = `uncertainty ${fmtUncertainty(item.uncertainty)} · `
-        + `${item.model_version}${mine ? ` · ${mine}` : ""}`;
-      button.append(title, meta);
-      button.addEventListener("click", () => openTask(item.id));
-      li.append(button);
-      return li;
-    }));
-    byId("queue-count").textContent = `(${queue.length})`;
-    byId("queue-empty").hidden = queue.length > 0;
+      return [`${i + 1}. ${item.external_id}`,
+              `uncertainty ${twoDecimals(item.uncertainty)} · `
+              + `${item.model_version}${mine ? ` · ${mine}` : ""}`];
+    }, openTask);
   }
 
   function option(value, label, current) {
@@ -780,9 +719,7 @@
     undoStack = [];
     dirty = false;
     window.clearTimeout(saveTimer);
-    const url = new URL(window.location.href);
-    url.searchParams.set("task", String(id));
-    window.history.replaceState(null, "", url);
+    replaceParam("task", String(id));
     byId("task").hidden = false;
     byId("task").dataset.taskId = String(id);
     byId("task").dataset.loadedFrom = from;
@@ -852,12 +789,6 @@
 
   // --- Keyboard --------------------------------------------------------------------------
 
-  function toggleHelp(show) {
-    const help = byId("help");
-    help.hidden = show === undefined ? !help.hidden : !show;
-    byId("help-toggle").setAttribute("aria-expanded", String(!help.hidden));
-  }
-
   function onKey(event) {
     const target = event.target;
     const editable = target.matches && target.matches("input, select, textarea");
@@ -922,8 +853,7 @@
   // --- Start -----------------------------------------------------------------------------
 
   function bind() {
-    document.addEventListener("keydown", onKey);
-    byId("help-toggle").addEventListener("click", () => toggleHelp());
+    bindShortcuts(onKey);
     byId("report-text").addEventListener("click", (event) => {
       if (!window.getSelection().isCollapsed) return; // a drag: keep it for f / a / m
       const el = event.target.closest("[data-start]");
@@ -962,30 +892,7 @@
   }
 
   async function start() {
-    if (!annotator || !NAME.test(annotator)) {
-      byId("sign-in").hidden = false;
-      byId("annotator-form").addEventListener("submit", (event) => {
-        event.preventDefault();
-        const name = byId("annotator-input").value.trim();
-        if (!NAME.test(name)) {
-          byId("annotator-input").setCustomValidity("Letters, digits and ._-@ only.");
-          byId("annotator-input").reportValidity();
-          return;
-        }
-        const url = new URL(window.location.href);
-        url.searchParams.set("annotator", name);
-        url.searchParams.delete("task");
-        window.location.assign(url);
-      });
-      byId("annotator-input").addEventListener("input", () => {
-        byId("annotator-input").setCustomValidity("");
-      });
-      byId("annotator-input").focus();
-      return;
-    }
-    byId("who").hidden = false;
-    byId("annotator-name").textContent = annotator;
-    byId("workspace").hidden = false;
+    if (!signIn("annotator", annotator, { drop: ["task"] })) return;
     bind();
     try {
       await loadQueue();

@@ -3,6 +3,7 @@
 "use strict";
 
 (() => {
+  const { byId, el, fetchJSON, plural } = window.radnlp;
   const API = "/api/v1/audit";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const PAGE_SIZE = 50;
@@ -17,7 +18,6 @@
   let worklistOffset = 0;
   let current = null;
 
-  const byId = (id) => document.getElementById(id);
   const pad = (n) => String(n).padStart(2, "0");
 
   function localToday() {
@@ -51,25 +51,9 @@
     return `${path}?${query}`;
   }
 
-  async function getJSON(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
-    if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = JSON.stringify((await response.json()).detail) || detail; } catch (_) { /* */ }
-      throw new Error(`${response.status} from ${url}: ${detail}`);
-    }
-    return response.json();
-  }
-
-  function el(tag, attrs = {}, children = []) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "text") node.textContent = value;
-      else if (value !== null && value !== undefined) node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
+  const getJSON = (url) => fetchJSON(url, { headers: { Accept: "application/json" } },
+    (response, detail) => `${response.status} from ${url}: `
+      + `${JSON.stringify(detail) || response.statusText}`);
 
   function svgEl(tag, attrs = {}, text) {
     const node = document.createElementNS(SVG_NS, tag);
@@ -288,7 +272,7 @@
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.items.length;
     byId("worklist-count").textContent = page.total
-      ? `${page.total} overdue follow-up${page.total === 1 ? "" : "s"}`
+      ? plural(page.total, "overdue follow-up")
         + (page.total > page.items.length ? ` (showing ${first}–${last})` : "")
       : "No overdue follow-ups.";
     byId("worklist").dataset.total = String(page.total);

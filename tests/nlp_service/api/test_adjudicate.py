@@ -5,15 +5,14 @@ three by keyboard and saves; the stored gold version and the export must hold ex
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from tests.conftest import LiveService
+from tests.nlp_service.api.conftest import assert_serves, sign_in
 
 API = "/api/v1/annotations"
 LEAD = "lead"
@@ -24,27 +23,6 @@ REPORT = ("FINDINGS: No pneumothorax. Small left pleural effusion. "
 OTHER = "FINDINGS: The lungs are clear. Heart size is normal."
 DOCUMENTS = [{"id": "adj-doc-1", "text": REPORT}, {"id": "adj-doc-2", "text": OTHER}]
 RECOMMENDATION = "Recommend follow-up CT chest in 6 months."
-
-
-
-
-
-@pytest.fixture
-def page(browser: Browser, live_service: LiveService) -> Iterator[Page]:
-    """A page that fails the test on script errors or any request off the service."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    foreign: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("request", lambda request: None if request.url.startswith(
-        (live_service.base_url, "data:")) else foreign.append(request.url))
-    yield page
-    context.close()
-    assert not errors, f"browser errors: {errors}"
-    assert not foreign, f"requests off the service: {foreign}"
 
 
 def _span(phrase: str, label: str, **fields: Any) -> dict[str, Any]:
@@ -208,18 +186,6 @@ def test_page_asks_for_a_name_and_serves_only_its_own_files(
     page: Page, live_service: LiveService
 ) -> None:
     base = live_service.base_url
-    response = httpx.get(f"{base}/annotate/adjudicate")
-    assert response.status_code == 200
-    assert "default-src 'self'" in response.headers["content-security-policy"]
-    for name, kind in [("adjudicate.js", "text/javascript"), ("adjudicate.css", "text/css")]:
-        asset = httpx.get(f"{base}/annotate/static/{name}")
-        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
-    assert httpx.get(f"{base}/annotate/static/adjudicate.html").status_code == 404
-
-    page.goto(f"{base}/annotate/adjudicate")
-    assert page.is_visible("#adjudicator-form") and page.is_hidden("#workspace")
-    page.fill("#adjudicator-input", LEAD)
-    page.keyboard.press("Enter")
-    page.wait_for_selector('#workspace[data-state="ready"]')
-    assert f"adjudicator={LEAD}" in page.url
-    assert page.is_visible("#queue-empty")
+    assert_serves(base, "/annotate/adjudicate", "/annotate/static",
+                  ["adjudicate.js", "adjudicate.css"], ["adjudicate.html"])
+    sign_in(page, f"{base}/annotate/adjudicate", "adjudicator", LEAD)

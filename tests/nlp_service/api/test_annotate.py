@@ -5,15 +5,14 @@ and submits; the stored annotation and the export must hold exactly that."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from tests.conftest import LiveService
+from tests.nlp_service.api.conftest import assert_serves, sign_in
 
 API = "/api/v1/annotations"
 ANNOTATOR = "ann1"
@@ -33,35 +32,6 @@ DOCUMENTS = [{"id": "ann-doc-1", "text": REPORT}, {"id": "ann-doc-2", "text": SE
              {"id": "ann-doc-3", "text": THIRD}]
 # What the browser logs when the test cuts the autosave off on purpose.
 CUT_OFF = "Failed to load resource"
-
-
-
-
-
-@pytest.fixture
-def allowed_errors() -> list[str]:
-    """Console messages a test expects (it cut a request off on purpose)."""
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, live_service: LiveService,
-         allowed_errors: list[str]) -> Iterator[Page]:
-    """A page that fails the test on script errors or any request off the service."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    foreign: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("request", lambda request: None if request.url.startswith(
-        (live_service.base_url, "data:")) else foreign.append(request.url))
-    yield page
-    context.close()
-    unexpected = [e for e in errors if not any(a in e for a in allowed_errors)]
-    assert not unexpected, f"browser errors: {unexpected}"
-    assert not foreign, f"requests off the service: {foreign}"
 
 
 def _create_tasks(base: str) -> list[dict[str, Any]]:
@@ -348,22 +318,9 @@ def test_page_asks_for_a_name_and_serves_only_its_own_files(
     page: Page, live_service: LiveService
 ) -> None:
     base = live_service.base_url
-    response = httpx.get(f"{base}/annotate")
-    assert response.status_code == 200
-    assert "default-src 'self'" in response.headers["content-security-policy"]
-    for name, kind in [("annotate.js", "text/javascript"), ("annotate.css", "text/css")]:
-        asset = httpx.get(f"{base}/annotate/static/{name}")
-        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
-    for name in ["dashboard.js", "annotate.html", "..%2Fmain.py", "%2E%2E"]:
-        assert httpx.get(f"{base}/annotate/static/{name}").status_code == 404
-
-    page.goto(f"{base}/annotate")
-    assert page.is_visible("#annotator-form") and page.is_hidden("#workspace")
-    page.fill("#annotator-input", ANNOTATOR)
-    page.keyboard.press("Enter")
-    page.wait_for_selector('#workspace[data-state="ready"]')
-    assert f"annotator={ANNOTATOR}" in page.url
-    assert page.is_visible("#queue-empty")
+    assert_serves(base, "/annotate", "/annotate/static", ["annotate.js", "annotate.css"],
+                  ["dashboard.js", "annotate.html", "..%2Fmain.py", "%2E%2E"])
+    sign_in(page, f"{base}/annotate", "annotator", ANNOTATOR)
 
 
 def test_concept_search_tolerates_typos(live_service: LiveService) -> None:

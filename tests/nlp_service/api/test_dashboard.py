@@ -3,17 +3,17 @@ must be the audit API's, and the report view must mark exactly the recommendatio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page, ViewportSize
 
 from nlp_service.intake.hl7 import build_oru
 from tests.conftest import LiveService
+from tests.nlp_service.api.conftest import assert_serves
 
 HL7_TYPE = {"content-type": "x-application/hl7-v2+er7"}
 CT_CHEST = ("71250", "CT CHEST WITHOUT CONTRAST", "CPT4")
@@ -47,25 +47,10 @@ EARLIER_DAY = "2025-02-01"  # D was done late (20 January), A and B not yet due,
 OVERDUE_EARLIER = ["ACC-E"]
 
 
-
-
-
 @pytest.fixture
-def page(browser: Browser, live_service: LiveService) -> Iterator[Page]:
-    """A page that fails the test on script errors or any request off the service."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    foreign: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("request", lambda request: None if request.url.startswith(
-        (live_service.base_url, "data:")) else foreign.append(request.url))
-    yield page
-    context.close()
-    assert not errors, f"browser errors: {errors}"
-    assert not foreign, f"requests off the service: {foreign}"
+def viewport() -> ViewportSize:
+    """A less tall window than the other pages' (the dashboard's screenshots)."""
+    return {"width": 1280, "height": 900}
 
 
 def _feed(live_service: LiveService, reports: list[tuple[str, str, tuple[str, str, str],
@@ -239,7 +224,5 @@ def test_report_page_escapes_text_and_refuses_what_it_cannot_show(
     for params in ({"start": 5}, {"start": 9, "end": 3}, {"start": 0, "end": len(text) + 1}):
         bad = httpx.get(url, params=params)
         assert bad.status_code == 422, params
-    assert httpx.get(f"{base}/audit/static/dashboard.py").status_code == 404
-    assert httpx.get(f"{base}/audit/static/..%2Froutes%2Fdashboard.py").status_code == 404
-    for asset in ("dashboard.js", "dashboard.css"):
-        assert httpx.get(f"{base}/audit/static/{asset}").status_code == 200
+    assert_serves(base, "/audit", "/audit/static", ["dashboard.js", "dashboard.css"],
+                  ["dashboard.py", "..%2Froutes%2Fdashboard.py"])
