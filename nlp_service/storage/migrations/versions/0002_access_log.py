@@ -38,6 +38,13 @@ def upgrade() -> None:
     with op.batch_alter_table("access_log", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_access_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_access_log_key_id"), ["key_id"], unique=False)
+        batch_op.create_index(
+            "ix_access_log_bulk",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("bulk"),
+            postgresql_where=sa.text("bulk"),
+        )
 
     op.create_table(
         "access_log_patient",
@@ -66,6 +73,7 @@ def downgrade() -> None:
 
     op.drop_table("access_log_patient")
     with op.batch_alter_table("access_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_access_log_bulk")
         batch_op.drop_index(batch_op.f("ix_access_log_key_id"))
         batch_op.drop_index(batch_op.f("ix_access_log_at"))
 
