@@ -350,7 +350,8 @@ class AccessLogEntry(SQLModel, table=True):
     answer's status, and what it was: read, export, change or refused."""
 
     __tablename__ = "access_log"
-    __table_args__ = (sa.Index("ix_access_log_bulk", "id", sqlite_where=sa.text("bulk"),
+    # SQLite matches a partial index only on the very expression its queries use ("bulk = 1").
+    __table_args__ = (sa.Index("ix_access_log_bulk", "id", sqlite_where=sa.text("bulk = 1"),
                                postgresql_where=sa.text("bulk")),)
 
     id: int | None = Field(default=None, primary_key=True)

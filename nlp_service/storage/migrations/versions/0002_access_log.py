@@ -42,7 +42,7 @@ def upgrade() -> None:
             "ix_access_log_bulk",
             ["id"],
             unique=False,
-            sqlite_where=sa.text("bulk"),
+            sqlite_where=sa.text("bulk = 1"),
             postgresql_where=sa.text("bulk"),
         )
 
