@@ -139,11 +139,11 @@ def test_access_log_main(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks import access_log
 
     postgres = os.environ.get("RADNLP_TEST_POSTGRES_URL")
-    args = ["--entries", "500", "--patients", "200", "--repeat", "2"]
+    args = ["--entries", "500", "--patients", "600", "--repeat", "2"]
     assert access_log.main(args + (["--postgres", postgres] if postgres else [])) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "SQLite: loaded 500 entries in " + lines[0].split(" in ")[1]
-    table = lines[lines.index("median ms of 2 runs; 500 entries over 200 patients") + 1:]
+    table = lines[lines.index("median ms of 2 runs; 500 entries over 600 patients") + 1:]
     assert table[0].split()[1:] == (["SQLite", "PostgreSQL"] if postgres else ["SQLite"])
     operations = [row.rsplit(None, 2 if postgres else 1) for row in table[2:]]
     assert [op[0].strip() for op in operations] == [
