@@ -1,6 +1,10 @@
 """The batch worker: claims pending inbox messages, analyses their reports in one pipeline
 batch, and stores reports, findings, recommendations and FHIR resources in one transaction.
 
+What does not need the database (FHIR resources, guideline checks, measures) is prepared with
+the analysis, and the store phase reads what it needs for the whole batch in a few queries,
+so the write transaction (on SQLite, the database's one write lock) stays short.
+
 Claims carry a lease: a batch whose worker died is claimed again once the lease runs out.
 A message is tried ``max_attempts`` times, then set aside (status ``failed``) so it never
 blocks the others. On PostgreSQL, concurrent workers claim with ``FOR UPDATE SKIP LOCKED``.
@@ -12,6 +16,7 @@ import os
 import queue
 import socket
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,14 +24,14 @@ from loguru import logger
 from sqlalchemy import Engine
 from sqlmodel import Session, and_, col, or_, select
 
-from nlp_service.audit.tracking import sync_report
+from nlp_service.audit.tracking import Assessment, FollowUpTracker, PatientKey, assess
 from nlp_service.core.metrics import BATCH_SECONDS, WORKER_MESSAGES, WORKER_REPORTS
 from nlp_service.intake.hl7 import parse_oru
 from nlp_service.intake.message import ParsedMessage
 from nlp_service.storage.db import session_scope
 from nlp_service.storage.fhir_store import FhirWriter
-from nlp_service.storage.models import InboxMessage, utcnow
-from nlp_service.storage.reports import store_report
+from nlp_service.storage.models import InboxMessage, Report, utcnow
+from nlp_service.storage.reports import ReportDraft, ReportWriter, prepare_report
 from pipelines.pipeline import RadiologyPipeline, ReportInput
 from pipelines.schema import AnalysisError, ReportAnalysis
 
@@ -48,6 +53,7 @@ class _Prepared:
     row: InboxMessage
     message: ParsedMessage | None = None
     analyses: list[ReportAnalysis | None] = field(default_factory=list)
+    drafts: list[tuple[ReportDraft, Assessment | None]] = field(default_factory=list)
     error: str | None = None
 
 
@@ -56,7 +62,7 @@ class Worker:
 
     def __init__(self, engine: Engine, pipeline: RadiologyPipeline, *, batch_size: int = 32,
                  lease_seconds: float = 300.0, max_attempts: int = 3,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, pipelined: bool | None = None) -> None:
         if batch_size < 1 or max_attempts < 1 or lease_seconds <= 0:
             raise ValueError("batch_size and max_attempts must be >= 1 and lease_seconds > 0")
         self.engine = engine
@@ -65,6 +71,8 @@ class Worker:
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # See run_forever; by default, everywhere but on SQLite.
+        self.pipelined = engine.dialect.name != "sqlite" if pipelined is None else pipelined
 
     def claim(self, now: datetime | None = None) -> list[InboxMessage]:
         """Claim up to ``batch_size`` messages: pending ones, and claimed ones whose lease
@@ -165,30 +173,52 @@ class Worker:
                 item.error = item.error or f"analysis failed: {result.error}"
             else:
                 item.analyses[index] = result
+        for item in prepared:
+            if item.error is None:
+                self._prepare(item)
         return prepared
+
+    @staticmethod
+    def _prepare(item: _Prepared) -> None:
+        """Build the drafts (and assessments) of an analysed message's reports."""
+        assert item.message is not None
+        try:
+            drafts = [prepare_report(item.message, report, analysis, inbox_id=item.row.id)
+                      for report, analysis in zip(item.message.reports, item.analyses,
+                                                  strict=True)]
+        except Exception as exc:  # as storing it would have failed
+            item.error = f"storing failed: {type(exc).__name__}: {exc}"[:2000]
+            return
+        item.drafts = [(draft, _assess(draft)) for draft in drafts]
 
     def _store(self, session: Session, items: list[_Prepared]) -> int:
         """Store the reports of ``items`` in the session's transaction."""
         fhir = FhirWriter(session, utcnow())
-        stored = 0
+        drafts = [entry for item in items for entry in item.drafts]
+        writer = ReportWriter(session, fhir)
+        tracker = FollowUpTracker(session, fhir, now=fhir.now)
         with session.no_autoflush:
-            for item in items:
-                assert item.message is not None
-                for report, analysis in zip(item.message.reports, item.analyses, strict=True):
-                    row = store_report(session, fhir, item.message, report, analysis,
-                                       inbox_id=item.row.id)
-                    if row.is_current:
-                        sync_report(session, fhir, row,
-                                    ReportAnalysis.model_validate(row.analysis), now=fhir.now)
-                    stored += 1
+            writer.preload(draft for draft, _ in drafts)
+            tracker.preload(
+                accessions=[draft.parsed.accession for draft, _ in drafts],
+                patients=[draft.patient for draft, _ in drafts],
+                exams_after=_exams_after(draft for draft, _ in drafts))
+            for draft, assessment in drafts:
+                stored = writer.store(draft)
+                if stored.row.is_current:
+                    tracker.sync(stored.row, stored.analysis,
+                                 recommendations=stored.recommendations, assessment=assessment)
+        tracker.flush()
         fhir.flush()
-        return stored
+        return len(drafts)
 
     def _finish(self, session: Session, prepared: list[_Prepared],
                 outcome: BatchOutcome) -> None:
         now = utcnow()
+        rows = {row.id: row for row in session.exec(select(InboxMessage).where(
+            col(InboxMessage.id).in_([item.row.id for item in prepared])))}
         for item in prepared:
-            row = session.get(InboxMessage, item.row.id)
+            row = rows.get(item.row.id)
             if row is None or row.claimed_by != self.worker_id or row.status != "processing":
                 continue  # our lease ran out and another worker took it over
             row.lease_until, row.claimed_by = None, None
@@ -224,15 +254,21 @@ class Worker:
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
         """Process batches until ``stop`` is set, waiting ``poll_seconds`` when idle.
 
-        A second thread stores each analysed batch while the next one is analysed: the
-        model's forward pass leaves the interpreter free for the database work.
+        When ``pipelined``, a second thread stores each analysed batch while the next one is
+        analysed: the model's forward pass leaves the interpreter free for the database work.
+        On SQLite a batch is stored before the next is analysed: its write transaction holds
+        the database's only write lock, which the listener needs for every message, and
+        analysing at the same time would hold it longer (both want the interpreter).
         """
         logger.info("worker {} started", self.worker_id)
         analysed: queue.Queue[tuple[list[InboxMessage], list[_Prepared]] | None] = (
             queue.Queue(maxsize=1))
-        writer = threading.Thread(target=self._write_loop, args=(analysed, stop, poll_seconds),
-                                  name="worker-store", daemon=True)
-        writer.start()
+        writer = None
+        if self.pipelined:
+            writer = threading.Thread(target=self._write_loop,
+                                      args=(analysed, stop, poll_seconds),
+                                      name="worker-store", daemon=True)
+            writer.start()
         try:
             while not stop.is_set():
                 try:
@@ -240,25 +276,60 @@ class Worker:
                     if not rows:
                         stop.wait(poll_seconds)
                         continue
-                    analysed.put((rows, self._analyse(rows)))
+                    batch = (rows, self._analyse(rows))
+                    if writer is None:
+                        self._write_until_stored(batch, stop, poll_seconds)
+                    else:
+                        analysed.put(batch)
                 except Exception:  # e.g. the database went away: wait and try again
                     logger.exception("worker batch failed")
                     stop.wait(poll_seconds * 4)
         finally:
-            analysed.put(None)
-            writer.join()
+            if writer is not None:
+                analysed.put(None)
+                writer.join()
         logger.info("worker {} stopped", self.worker_id)
 
     def _write_loop(self, analysed: queue.Queue[tuple[list[InboxMessage], list[_Prepared]] | None],
                     stop: threading.Event, poll_seconds: float) -> None:
         while (batch := analysed.get()) is not None:
-            while True:
-                try:
-                    self._write(*batch)
-                    break
-                except Exception:  # the database went away
-                    if stop.is_set():  # the lease runs out and the batch is claimed again
-                        logger.error("stopping with an unstored batch; it will be retried")
-                        break
-                    logger.exception("storing a batch failed; retrying")
-                    stop.wait(poll_seconds * 4)
+            self._write_until_stored(batch, stop, poll_seconds)
+
+    def _write_until_stored(self, batch: tuple[list[InboxMessage], list[_Prepared]],
+                            stop: threading.Event, poll_seconds: float) -> None:
+        """Store ``batch``, trying again while the database is away, until ``stop``."""
+        while True:
+            try:
+                self._write(*batch)
+                return
+            except Exception:  # the database went away
+                if stop.is_set():  # the lease runs out and the batch is claimed again
+                    logger.error("stopping with an unstored batch; it will be retried")
+                    return
+                logger.exception("storing a batch failed; retrying")
+                stop.wait(poll_seconds * 4)
+
+
+def _assess(draft: ReportDraft) -> Assessment | None:
+    """The draft's assessment, if it will need one; None leaves it to the store phase (which
+    also raises what assessing raises, where it would always have been raised)."""
+    if draft.analysis is None or draft.parsed.result_status == "X":
+        return None
+    try:
+        return assess(Report(**draft.fields), draft.analysis)
+    except Exception:
+        return None
+
+
+def _exams_after(drafts: Iterable[ReportDraft]) -> dict[PatientKey, datetime | None]:
+    """For each patient with a recommendation in ``drafts``: exams after which time its
+    follow-ups may need (None: any)."""
+    after: dict[PatientKey, datetime | None] = {}
+    for draft in drafts:
+        if draft.parsed.result_status == "X" or (draft.analysis is not None
+                                                  and not draft.analysis.recommendations):
+            continue
+        seen = draft.parsed.observed_at
+        earlier = after.get(draft.patient, seen)
+        after[draft.patient] = None if seen is None or earlier is None else min(seen, earlier)
+    return after

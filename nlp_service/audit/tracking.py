@@ -6,18 +6,30 @@ gives the same answer whenever it is asked.
 States: ``open``, ``overdue`` (past the window, not done), ``completed_on_time``,
 ``completed_late``, the decisions ``not_needed``, ``completed_elsewhere`` and ``cancelled``,
 and ``withdrawn`` (the recommendation left its report through a correction or cancellation).
+
+``FollowUpTracker`` does this bookkeeping for a batch of reports: what it reads (the batch's
+follow-ups, its patients' open follow-ups and later exams) it reads once for the batch and then
+keeps up to date in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, update
+from sqlalchemy import and_, case, or_, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from nlp_service.audit.guidelines import ReportFacts, check_recommendation, evaluate_measures
+from nlp_service.audit.guidelines import (
+    GuidelineVerdict,
+    ReportFacts,
+    check_recommendation,
+    evaluate_measures,
+)
+from nlp_service.audit.guidelines import MeasureResult as MeasureOutcome
 from nlp_service.audit.rules import FollowUpRules, default_rules
 from nlp_service.storage.fhir_store import FhirWriter
 from nlp_service.storage.models import (
@@ -35,6 +47,8 @@ SYSTEM = "system"
 # How the FHIR ServiceRequest of a recommendation follows its tracking.
 REQUEST_STATUS = {"completed": "completed", "completed_elsewhere": "completed",
                   "not_needed": "revoked", "cancelled": "revoked"}
+EXAM_STATUSES = ("F", "C")  # the result statuses of an exam that can complete a follow-up
+PatientKey = tuple[str, str | None]  # MRN and its assigning authority
 
 
 def status_at(as_of: datetime) -> Any:
@@ -72,151 +86,324 @@ def report_time(report: Report) -> datetime:
     return report.observed_at or report.created_at
 
 
+def _patient(row: Report | FollowUp) -> PatientKey:
+    return row.patient_mrn, row.mrn_authority
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the guidelines say of a report's recommendations (by index) and where the report
+    stands in the QPP measures: computed from the report alone, so before any transaction."""
+
+    verdicts: tuple[GuidelineVerdict, ...]
+    measures: tuple[MeasureOutcome, ...]
+
+
+def assess(report: Report, analysis: ReportAnalysis) -> Assessment:
+    """The guideline verdicts and measure results of ``report`` (stored or not yet)."""
+    facts = ReportFacts(text=report.text, age_years=report.patient_age_years,
+                        modality=report.modality, body_region=report.body_region,
+                        procedure_name=report.procedure_name)
+    return Assessment(
+        tuple(check_recommendation(analysis, index, facts)
+              for index in range(len(analysis.recommendations))),
+        tuple(evaluate_measures(analysis, facts)))
+
+
 def sync_report(session: Session, fhir: FhirWriter, report: Report, analysis: ReportAnalysis,
                 *, now: datetime, rules: FollowUpRules | None = None) -> None:
     """Bring follow-ups and measures up to date after ``report`` (a new current version) was
     stored: derive its recommendations' follow-ups, withdraw those it no longer has, and let
     it complete earlier follow-ups of the same patient."""
-    rules = rules or default_rules()
-    follow_ups = {f.rec_index: f for f in session.exec(
-        select(FollowUp).where(FollowUp.accession == report.accession)).all()}
-    if report.entered_in_error:
+    tracker = FollowUpTracker(session, fhir, now=now, rules=rules)
+    tracker.sync(report, analysis)
+    tracker.flush()
+
+
+class FollowUpTracker:
+    """Follow-up and measure bookkeeping for the report versions stored in one session.
+
+    ``preload`` reads, for a batch, the follow-ups of its accessions, the open follow-ups of
+    its patients, their exams since the batch's earliest report and which accessions have
+    current measure results, one query each; the tracker keeps these up to date as it syncs,
+    and reads what was not preloaded when first needed. New follow-ups get their events on
+    ``flush``, which must come before the session commits.
+    """
+
+    def __init__(self, session: Session, fhir: FhirWriter, *, now: datetime,
+                 rules: FollowUpRules | None = None) -> None:
+        self.session = session
+        self.fhir = fhir
+        self.now = now
+        self.rules = rules or default_rules()
+        self._by_accession: dict[str, dict[int, FollowUp]] = {}  # by recommendation index
+        # By id() of the object (new ones have no id yet); entries of a follow-up whose
+        # patient a correction changed stay behind under the old patient, and are skipped.
+        self._by_patient: dict[PatientKey, dict[int, FollowUp]] = {}
+        self._accessions: set[str] = set()  # those whose follow-ups are all known
+        self._open_patients: set[PatientKey] = set()  # those whose open follow-ups are known
+        # Current final exams by patient, complete for those observed after the bound (None:
+        # all of them).
+        self._exams: dict[PatientKey, dict[int, Report]] = {}
+        self._exams_after: dict[PatientKey, datetime | None] = {}
+        self._measured: dict[str, bool] = {}  # accession: it has current measure rows stored
+        self._new_measures: dict[str, list[MeasureResult]] = {}
+        self._events: list[tuple[FollowUp, dict[str, Any]]] = []
+
+    # --- What is read, once. ---------------------------------------------------------------
+
+    def preload(self, *, accessions: Iterable[str], patients: Iterable[PatientKey],
+                exams_after: dict[PatientKey, datetime | None] | None = None) -> None:
+        """Read the follow-ups of ``accessions``, the open follow-ups of ``patients``, and the
+        exams of the patients in ``exams_after`` observed after the time it gives them (None:
+        all), one query each, plus which of ``accessions`` have current measure results."""
+        accessions = [a for a in dict.fromkeys(accessions) if a not in self._accessions]
+        patients = [p for p in dict.fromkeys(patients) if p not in self._open_patients]
+        if accessions or patients:
+            wanted: list[Any] = [col(FollowUp.accession).in_(accessions)] if accessions else []
+            if patients:
+                wanted.append(and_(col(FollowUp.patient_mrn).in_(_mrns(patients)),
+                                   col(FollowUp.completed_at).is_(None),
+                                   col(FollowUp.withdrawn_at).is_(None)))
+            for follow_up in self.session.exec(
+                    select(FollowUp).where(or_(*wanted)).order_by(col(FollowUp.id))):
+                self._remember(follow_up)
+            self._accessions.update(accessions)
+            self._open_patients.update(patients)
+        if exams_after:
+            self._load_exams(exams_after)
+        measured = [a for a in accessions if a not in self._measured]
+        if measured:
+            self._measured.update(dict.fromkeys(measured, False))
+            self._measured.update(dict.fromkeys(self.session.exec(
+                select(MeasureResult.accession).distinct().where(
+                    col(MeasureResult.accession).in_(measured), col(MeasureResult.is_current))),
+                True))
+
+    def _load_exams(self, after: dict[PatientKey, datetime | None]) -> None:
+        # Neither the text nor the analysis: exams are only compared and linked to.
+        query = (select(Report).options(defer(Report.text), defer(Report.analysis))  # type: ignore[arg-type]
+                 .where(col(Report.patient_mrn).in_(_mrns(after)),
+                        # Not "is_current = true": the planner would use its index.
+                        col(Report.is_current).is_not(False),
+                        col(Report.entered_in_error).is_(False),
+                        col(Report.result_status).in_(EXAM_STATUSES),
+                        col(Report.observed_at).is_not(None)))
+        bounds = [bound for bound in after.values() if bound is not None]
+        if len(bounds) == len(after):
+            query = query.where(col(Report.observed_at) > min(bounds))
+        for patient, bound in after.items():
+            self._exams.setdefault(patient, {})
+            self._exams_after[patient] = bound
+        for exam in self.session.exec(query):
+            if _patient(exam) in after:
+                assert exam.id is not None
+                self._exams[_patient(exam)][exam.id] = exam
+
+    def _remember(self, follow_up: FollowUp) -> None:
+        self._by_accession.setdefault(follow_up.accession, {})[follow_up.rec_index] = follow_up
+        self._by_patient.setdefault(_patient(follow_up), {})[id(follow_up)] = follow_up
+
+    def _of_accession(self, accession: str) -> dict[int, FollowUp]:
+        if accession not in self._accessions:
+            self.session.flush()
+            self.preload(accessions=[accession], patients=[])
+        return dict(self._by_accession.get(accession, {}))
+
+    def _open_of_patient(self, patient: PatientKey) -> list[FollowUp]:
+        """The patient's follow-ups neither completed nor withdrawn, oldest first."""
+        if patient not in self._open_patients:
+            self.session.flush()
+            self.preload(accessions=[], patients=[patient])
+        found = [f for f in self._by_patient.get(patient, {}).values() if _patient(f) == patient
+                 and f.completed_at is None and f.withdrawn_at is None]
+        # The order of the (patient, report time) index; new ones without an id yet come
+        # after the stored ones in the order they were made, as their ids will.
+        return sorted(found, key=lambda f: (f.report_time, f.id is None, f.id or 0))
+
+    def _exams_of(self, patient: PatientKey, after: datetime) -> list[Report]:
+        """The patient's current final exams observed after ``after``, in time order."""
+        bound = self._exams_after.get(patient, after)
+        if patient not in self._exams_after or (bound is not None and after < bound):
+            self.session.flush()
+            self._load_exams({patient: after})
+        exams = [e for e in self._exams[patient].values()
+                 if e.is_current and not e.entered_in_error and e.result_status in EXAM_STATUSES
+                 and e.observed_at is not None and e.observed_at > after]
+        return sorted(exams, key=lambda e: (e.observed_at, e.id))
+
+    # --- Syncing a stored version. ---------------------------------------------------------
+
+    def sync(self, report: Report, analysis: ReportAnalysis, *,
+             recommendations: Sequence[Recommendation] | None = None,
+             assessment: Assessment | None = None) -> None:
+        """Bring follow-ups and measures up to date after ``report`` (a new current version,
+        flushed) was stored: derive its recommendations' follow-ups, withdraw those it no
+        longer has, and let it complete earlier follow-ups of the same patient.
+        ``recommendations`` (its rows) and ``assessment`` are read or computed if not given."""
+        assert report.id is not None
+        if _patient(report) in self._exams:
+            self._exams[_patient(report)][report.id] = report
+        follow_ups = self._of_accession(report.accession)
+        if report.entered_in_error:
+            for leftover in follow_ups.values():
+                self._withdraw(leftover, "the report was cancelled (entered in error)")
+            self._unlink_completions(report.accession)
+            self._store_measures(report, [])
+            return
+        if recommendations is None:
+            recommendations = self.session.exec(select(Recommendation).where(
+                Recommendation.report_id == report.id).order_by(col(Recommendation.index))).all()
+        assessment = assessment or assess(report, analysis)
+        for rec in recommendations:
+            follow_up = follow_ups.pop(rec.index) if rec.index in follow_ups else None
+            self._derive(report, analysis, rec, follow_up, assessment.verdicts[rec.index])
         for leftover in follow_ups.values():
-            _withdraw(session, leftover, now, "the report was cancelled (entered in error)")
-        _unlink_completions(session, fhir, report.accession, now, rules)
-        _store_measures(session, report, [])
-        return
-    facts = ReportFacts(text=report.text, age_years=report.patient_age_years,
-                        modality=report.modality, body_region=report.body_region,
-                        procedure_name=report.procedure_name)
-    recommendations = session.exec(select(Recommendation).where(
-        Recommendation.report_id == report.id).order_by(col(Recommendation.index))).all()
-    for rec in recommendations:
-        follow_up = follow_ups.pop(rec.index) if rec.index in follow_ups else None
-        _derive(session, fhir, report, analysis, rec, follow_up, facts, now, rules)
-    for leftover in follow_ups.values():
-        _withdraw(session, leftover, now, f"report version {report.version} no longer has "
-                                           "this recommendation")
-    if report.result_status in ("F", "C"):
-        _complete_earlier(session, fhir, report, now, rules)
-    _store_measures(session, report, evaluate_measures(analysis, facts))
+            self._withdraw(leftover, f"report version {report.version} no longer has this "
+                                     "recommendation")
+        if report.result_status in EXAM_STATUSES:
+            self._complete_earlier(report)
+        self._store_measures(report, assessment.measures)
+
+    def flush(self) -> None:
+        """Send new follow-ups to the database, then the events of this batch."""
+        if not self._events:
+            return
+        self.session.flush()
+        for follow_up, event in self._events:
+            _event(self.session, follow_up, **event)
+        self._events = []
+
+    def _record(self, follow_up: FollowUp, kind: str, reason: str, *,
+               status: str | None = None) -> None:
+        # Kept until flush: a new follow-up has no id before it is inserted.
+        self._events.append((follow_up, dict(at=self.now, kind=kind, reason=reason,
+                                             status=status)))
+
+    def _derive(self, report: Report, analysis: ReportAnalysis, rec: Recommendation,
+                follow_up: FollowUp | None, verdict: GuidelineVerdict) -> None:
+        assert report.id is not None and rec.id is not None
+        start = report_time(report)
+        finding = (analysis.findings[rec.finding_index] if rec.finding_index is not None
+                   else None)
+        finding_name = (finding.concept.name if finding and finding.concept
+                        else finding.text.lower() if finding else None)
+        due_start, due_end, default = self.rules.due_window(
+            start, rec.modality, finding_name, rec.interval_min_days, rec.interval_max_days)
+        values: dict[str, Any] = dict(
+            recommendation_id=rec.id, source_report_id=report.id,
+            patient_mrn=report.patient_mrn, mrn_authority=report.mrn_authority,
+            report_time=start, modality=rec.modality,
+            body_region=rec.body_region or report.body_region,
+            finding=finding_name,
+            text=rec.text, start=rec.start, end=rec.end, conditional=rec.conditional,
+            due_start=due_start, due_end=due_end,
+            late_after=due_end + timedelta(days=self.rules.grace_days),
+            default_window=default,
+            ordering_provider=report.ordering_provider, radiologist=report.interpreter,
+            guideline=verdict.guideline, guideline_verdict=verdict.verdict,
+            guideline_reason=verdict.reason, fhir_id=rec.fhir_id, withdrawn_at=None)
+        if follow_up is None:
+            follow_up = FollowUp(accession=report.accession, rec_index=rec.index, **values)
+            self.session.add(follow_up)
+            self._remember(follow_up)
+            self._record(follow_up, "created", f"from report version {report.version}: "
+                        f"due {due_start.date()} to {due_end.date()}"
+                        + (" (default window: no interval stated)" if default else ""))
+        else:
+            changed = sorted(key for key, value in values.items()
+                             if getattr(follow_up, key) != value
+                             and key not in ("recommendation_id", "source_report_id"))
+            for key, value in values.items():
+                setattr(follow_up, key, value)
+            self.session.add(follow_up)
+            self._remember(follow_up)  # under its patient, if that changed
+            self._record(follow_up, "rederived", f"from report version {report.version}"
+                        + (f"; changed: {', '.join(changed)}" if changed else "; unchanged"))
+        if follow_up.completed_at is None:
+            exam = self._first_satisfying_exam(follow_up)
+            if exam is not None:
+                self._complete(follow_up, exam)
+        _sync_request(self.fhir, follow_up)
+
+    def _withdraw(self, follow_up: FollowUp, reason: str) -> None:
+        if follow_up.withdrawn_at is not None:
+            return
+        follow_up.withdrawn_at = self.now
+        self.session.add(follow_up)
+        self._record(follow_up, "withdrawn", reason, status="withdrawn")
+
+    def _first_satisfying_exam(self, follow_up: FollowUp) -> Report | None:
+        return next((exam for exam in self._exams_of(_patient(follow_up), follow_up.report_time)
+                     if exam.accession != follow_up.accession
+                     and _satisfies(self.rules, follow_up, exam)), None)
+
+    def _complete(self, follow_up: FollowUp, exam: Report) -> None:
+        follow_up.completed_by_report_id = exam.id
+        follow_up.completed_at = report_time(exam)
+        self.session.add(follow_up)
+        self._record(follow_up, "completed",
+                    f"{exam.modality or 'exam'} {exam.body_region or ''} of {exam.observed_at} "
+                    f"(accession {exam.accession})".replace("  ", " "), status="completed")
+        _sync_request(self.fhir, follow_up)
+
+    def _complete_earlier(self, exam: Report) -> None:
+        """Complete the patient's earlier open follow-ups that ``exam`` satisfies."""
+        if exam.observed_at is None:
+            return
+        observed_at = exam.observed_at
+        done = [f for f in self._open_of_patient(_patient(exam))
+                if f.accession != exam.accession and f.report_time < observed_at
+                and _satisfies(self.rules, f, exam)]
+        self.fhir.prefetch(("ServiceRequest", f.fhir_id) for f in done)
+        for follow_up in done:
+            self._complete(follow_up, exam)
+
+    def _unlink_completions(self, accession: str) -> None:
+        """Follow-ups completed by a version of ``accession`` (now cancelled) look again."""
+        self.session.flush()
+        versions = select(Report.id).where(Report.accession == accession)
+        for follow_up in self.session.exec(select(FollowUp).where(
+                col(FollowUp.completed_by_report_id).in_(versions))).all():
+            self._remember(follow_up)
+            follow_up.completed_by_report_id, follow_up.completed_at = None, None
+            self.session.add(follow_up)
+            self._record(follow_up, "unlinked",
+                        f"the completing exam (accession {accession}) was cancelled")
+            exam = self._first_satisfying_exam(follow_up)
+            if exam is not None:
+                self._complete(follow_up, exam)
+            else:
+                _sync_request(self.fhir, follow_up)
+
+    def _store_measures(self, report: Report, results: Sequence[MeasureOutcome]) -> None:
+        if report.accession not in self._measured:
+            self.session.flush()
+            self.preload(accessions=[report.accession], patients=[])
+        if self._measured[report.accession]:
+            self.session.exec(update(MeasureResult)
+                              .where(col(MeasureResult.accession) == report.accession)
+                              .values(is_current=False))
+        for earlier in self._new_measures.pop(report.accession, []):
+            earlier.is_current = False  # stored in this batch, perhaps not yet flushed
+        assert report.id is not None
+        rows = [MeasureResult(
+            report_id=report.id, accession=report.accession, measure=result.measure,
+            is_current=True, report_time=report_time(report),
+            in_denominator=result.in_denominator, in_numerator=result.in_numerator,
+            excluded=result.excluded, reason=result.reason) for result in results]
+        self.session.add_all(rows)
+        self._new_measures[report.accession] = rows
 
 
-def _derive(session: Session, fhir: FhirWriter, report: Report, analysis: ReportAnalysis,
-            rec: Recommendation, follow_up: FollowUp | None, facts: ReportFacts,
-            now: datetime, rules: FollowUpRules) -> None:
-    assert report.id is not None and rec.id is not None
-    start = report_time(report)
-    finding = (analysis.findings[rec.finding_index] if rec.finding_index is not None else None)
-    finding_name = (finding.concept.name if finding and finding.concept
-                    else finding.text.lower() if finding else None)
-    due_start, due_end, default = rules.due_window(start, rec.modality, finding_name,
-                                                   rec.interval_min_days, rec.interval_max_days)
-    verdict = check_recommendation(analysis, rec.index, facts)
-    values: dict[str, Any] = dict(
-        recommendation_id=rec.id, source_report_id=report.id, patient_mrn=report.patient_mrn,
-        mrn_authority=report.mrn_authority, report_time=start, modality=rec.modality,
-        body_region=rec.body_region or report.body_region,
-        finding=finding_name,
-        text=rec.text, start=rec.start, end=rec.end, conditional=rec.conditional,
-        due_start=due_start, due_end=due_end,
-        late_after=due_end + timedelta(days=rules.grace_days), default_window=default,
-        ordering_provider=report.ordering_provider, radiologist=report.interpreter,
-        guideline=verdict.guideline, guideline_verdict=verdict.verdict,
-        guideline_reason=verdict.reason, fhir_id=rec.fhir_id, withdrawn_at=None)
-    if follow_up is None:
-        follow_up = FollowUp(accession=report.accession, rec_index=rec.index, **values)
-        session.add(follow_up)
-        session.flush()
-        _event(session, follow_up, now, "created", f"from report version {report.version}: "
-               f"due {due_start.date()} to {due_end.date()}"
-               + (" (default window: no interval stated)" if default else ""))
-    else:
-        changed = sorted(key for key, value in values.items()
-                         if getattr(follow_up, key) != value
-                         and key not in ("recommendation_id", "source_report_id"))
-        for key, value in values.items():
-            setattr(follow_up, key, value)
-        session.add(follow_up)
-        _event(session, follow_up, now, "rederived", f"from report version {report.version}"
-               + (f"; changed: {', '.join(changed)}" if changed else "; unchanged"))
-    if follow_up.completed_at is None:
-        exam = _first_satisfying_exam(session, follow_up, rules)
-        if exam is not None:
-            _complete(session, fhir, follow_up, exam, now)
-    _sync_request(fhir, follow_up)
-
-
-def _withdraw(session: Session, follow_up: FollowUp, now: datetime, reason: str) -> None:
-    if follow_up.withdrawn_at is not None:
-        return
-    follow_up.withdrawn_at = now
-    session.add(follow_up)
-    _event(session, follow_up, now, "withdrawn", reason, status="withdrawn")
+def _mrns(patients: Iterable[PatientKey]) -> list[str]:
+    # The MRN authority is compared in Python: SQL would need an OR per patient.
+    return sorted({mrn for mrn, _ in patients})
 
 
 def _satisfies(rules: FollowUpRules, follow_up: FollowUp, exam: Report) -> bool:
     return (rules.modality_satisfied(follow_up.modality, exam.modality)
             and rules.region_satisfied(follow_up.body_region, exam.body_region))
-
-
-def _later_exams(session: Session, follow_up: FollowUp) -> Sequence[Report]:
-    return session.exec(select(Report).where(
-        Report.patient_mrn == follow_up.patient_mrn,
-        Report.mrn_authority == follow_up.mrn_authority, col(Report.is_current),
-        col(Report.entered_in_error).is_(False), col(Report.result_status).in_(["F", "C"]),
-        Report.accession != follow_up.accession,
-        col(Report.observed_at) > follow_up.report_time,
-    ).order_by(col(Report.observed_at))).all()
-
-
-def _first_satisfying_exam(session: Session, follow_up: FollowUp,
-                           rules: FollowUpRules) -> Report | None:
-    return next((exam for exam in _later_exams(session, follow_up)
-                 if _satisfies(rules, follow_up, exam)), None)
-
-
-def _complete(session: Session, fhir: FhirWriter, follow_up: FollowUp, exam: Report,
-              now: datetime) -> None:
-    follow_up.completed_by_report_id = exam.id
-    follow_up.completed_at = report_time(exam)
-    session.add(follow_up)
-    _event(session, follow_up, now, "completed",
-           f"{exam.modality or 'exam'} {exam.body_region or ''} of {exam.observed_at} "
-           f"(accession {exam.accession})".replace("  ", " "), status="completed")
-    _sync_request(fhir, follow_up)
-
-
-def _complete_earlier(session: Session, fhir: FhirWriter, exam: Report, now: datetime,
-                      rules: FollowUpRules) -> None:
-    """Complete the patient's earlier open follow-ups that ``exam`` satisfies."""
-    if exam.observed_at is None:
-        return
-    candidates = session.exec(select(FollowUp).where(
-        FollowUp.patient_mrn == exam.patient_mrn, FollowUp.mrn_authority == exam.mrn_authority,
-        col(FollowUp.completed_at).is_(None), col(FollowUp.withdrawn_at).is_(None),
-        FollowUp.accession != exam.accession,
-        col(FollowUp.report_time) < exam.observed_at)).all()
-    for follow_up in candidates:
-        if _satisfies(rules, follow_up, exam):
-            _complete(session, fhir, follow_up, exam, now)
-
-
-def _unlink_completions(session: Session, fhir: FhirWriter, accession: str, now: datetime,
-                        rules: FollowUpRules) -> None:
-    """Follow-ups completed by a version of ``accession`` (now cancelled) look again."""
-    versions = select(Report.id).where(Report.accession == accession)
-    for follow_up in session.exec(select(FollowUp).where(
-            col(FollowUp.completed_by_report_id).in_(versions))).all():
-        follow_up.completed_by_report_id, follow_up.completed_at = None, None
-        session.add(follow_up)
-        _event(session, follow_up, now, "unlinked",
-               f"the completing exam (accession {accession}) was cancelled")
-        exam = _first_satisfying_exam(session, follow_up, rules)
-        if exam is not None:
-            _complete(session, fhir, follow_up, exam, now)
-        else:
-            _sync_request(fhir, follow_up)
 
 
 def set_decision(session: Session, fhir: FhirWriter, follow_up: FollowUp, status: str, *,
@@ -246,16 +433,3 @@ def _sync_request(fhir: FhirWriter, follow_up: FollowUp) -> None:
     status = REQUEST_STATUS.get(key or "", "draft")
     if current.get("status") != status:
         fhir.put({**current, "status": status})
-
-
-def _store_measures(session: Session, report: Report, results: Sequence[Any]) -> None:
-    session.exec(update(MeasureResult)
-                 .where(col(MeasureResult.accession) == report.accession)
-                 .values(is_current=False))
-    assert report.id is not None
-    for result in results:
-        session.add(MeasureResult(
-            report_id=report.id, accession=report.accession, measure=result.measure,
-            is_current=True, report_time=report_time(report),
-            in_denominator=result.in_denominator, in_numerator=result.in_numerator,
-            excluded=result.excluded, reason=result.reason))

@@ -3,7 +3,6 @@ search index kept for current versions."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from sqlalchemy import and_, delete, insert, or_, tuple_, update
 from sqlmodel import Session, col, func, select
 
 from nlp_service.fhir.mapping import fhir_datetime
-from nlp_service.fhir.search import parse_date_param, search_values
+from nlp_service.fhir.search import SearchValues, parse_date_param, search_values
 from nlp_service.storage.models import FhirResource, FhirSearchDate, FhirSearchToken
 
 
@@ -21,11 +20,40 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in resource.items() if key != "meta"}
 
 
+def is_current() -> Any:
+    """SQL: the version is the current one."""
+    # Not "is_current = true": as an equality it draws the planners (SQLite's, and
+    # PostgreSQL's without statistics) to ix_fhir_current, which walks every current
+    # resource of the type, instead of the (type, id, version) key.
+    return col(FhirResource.is_current).is_not(False)
+
+
+def keys_clause(type_column: Any, id_column: Any, keys: Iterable[tuple[str, str]],
+                dialect: str) -> Any:
+    """SQL: (type, id) is one of ``keys``, in a form that ``dialect`` looks up in a
+    (type, id, ...) index key by key."""
+    keys = list(keys)
+    if dialect == "postgresql":  # one exact index probe per key, whatever the statistics
+        return tuple_(type_column, id_column).in_(keys)
+    # SQLite uses no index for a row-value IN list: one "type = ? AND id IN (...)" per type.
+    ids: dict[str, list[str]] = {}
+    for resource_type, resource_id in keys:
+        ids.setdefault(resource_type, []).append(resource_id)
+    return or_(*(and_(type_column == resource_type, id_column.in_(values))
+                 for resource_type, values in ids.items()))
+
+
 def current_resource(session: Session, resource_type: str,
                      resource_id: str) -> FhirResource | None:
     return session.exec(select(FhirResource).where(
         FhirResource.resource_type == resource_type, FhirResource.resource_id == resource_id,
-        col(FhirResource.is_current))).one_or_none()
+        is_current())).one_or_none()
+
+
+def content_search_values(resource: dict[str, Any]) -> SearchValues:
+    """The search values of ``resource`` but ``_lastUpdated`` (which each version sets), for
+    ``FhirWriter.put``."""
+    return search_values(_content(resource))
 
 
 @dataclass
@@ -34,6 +62,7 @@ class _Version:
     version_id: int
     resource: dict[str, Any]
     row_id: int | None = None  # set for a version already in the database
+    search: SearchValues | None = None  # content_search_values(resource), when given
 
 
 class FhirWriter:
@@ -47,9 +76,12 @@ class FhirWriter:
     def __init__(self, session: Session, now: datetime) -> None:
         self.session = session
         self.now = now
+        self._dialect = session.get_bind().dialect.name
         self._latest: dict[tuple[str, str], _Version | None] = {}
         self._new: list[_Version] = []
         self._superseded: list[int] = []
+        # Keys with a stored current version: only these can have search index rows.
+        self._replaced: set[tuple[str, str]] = set()
 
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
         """Load the current versions of ``keys`` in one query."""
@@ -58,9 +90,9 @@ class FhirWriter:
             return
         for key in wanted:
             self._latest[key] = None
-        rows = self.session.exec(select(FhirResource).where(
-            col(FhirResource.is_current),
-            tuple_(col(FhirResource.resource_type), col(FhirResource.resource_id)).in_(wanted)))
+        rows = self.session.exec(select(FhirResource).where(is_current(), keys_clause(
+            col(FhirResource.resource_type), col(FhirResource.resource_id), wanted,
+            self._dialect)))
         for row in rows:
             self._latest[(row.resource_type, row.resource_id)] = _Version(
                 (row.resource_type, row.resource_id), row.version_id, row.resource, row.id)
@@ -72,20 +104,23 @@ class FhirWriter:
         latest = self._latest[key]
         return latest.resource if latest is not None else None
 
-    def put(self, resource: dict[str, Any]) -> dict[str, Any]:
-        """Write ``resource`` as the next version of its id; returns the stored form."""
+    def put(self, resource: dict[str, Any], search: SearchValues | None = None,
+            ) -> dict[str, Any]:
+        """Write ``resource`` as the next version of its id; returns the stored form.
+        ``search``, its ``content_search_values``, saves computing them in the transaction."""
         key = (resource["resourceType"], resource["id"])
         self.prefetch([key])
         latest = self._latest[key]
         if latest is not None and _content(latest.resource) == _content(resource):
             return latest.resource
-        stored = copy.deepcopy(resource)
         version_id = 1 if latest is None else latest.version_id + 1
-        stored["meta"] = {**resource.get("meta", {}), "versionId": str(version_id),
-                          "lastUpdated": fhir_datetime(self.now)}
+        # A shallow copy: stored versions, like the resources handed in, are never changed.
+        stored = {**resource, "meta": {**resource.get("meta", {}), "versionId": str(version_id),
+                                       "lastUpdated": fhir_datetime(self.now)}}
         if latest is not None and latest.row_id is not None:
             self._superseded.append(latest.row_id)
-        version = _Version(key, version_id, stored)
+            self._replaced.add(key)
+        version = _Version(key, version_id, stored, search=search)
         self._latest[key] = version
         self._new.append(version)
         return stored
@@ -100,28 +135,38 @@ class FhirWriter:
                          .values(is_current=False))
         current = {key: version for key, version in self._latest.items()
                    if version is not None and version.row_id is None}
-        session.exec(insert(FhirResource), params=[
+        # Plain executemany on the connection: the ORM's bulk insert costs more per row.
+        connection = session.connection()
+        connection.execute(insert(FhirResource), [
             {"resource_type": v.key[0], "resource_id": v.key[1], "version_id": v.version_id,
              "is_current": current.get(v.key) is v, "last_updated": self.now,
              "resource": v.resource} for v in self._new])
         keys = list(current)
+        replaced = [key for key in keys if key in self._replaced]
         for table in (FhirSearchToken, FhirSearchDate):
-            session.exec(delete(table).where(
-                tuple_(col(table.resource_type), col(table.resource_id)).in_(keys)))
+            if replaced:
+                session.exec(delete(table).where(keys_clause(
+                    col(table.resource_type), col(table.resource_id), replaced, self._dialect)))
         tokens: list[dict[str, Any]] = []
         dates: list[dict[str, Any]] = []
         for (resource_type, resource_id), version in current.items():
-            values = search_values(version.resource)
+            if version.search is None:
+                values = search_values(version.resource)
+            else:  # only _lastUpdated, from meta, is left to compute
+                meta = search_values({"resourceType": resource_type,
+                                      "meta": version.resource["meta"]})
+                values = SearchValues(version.search.tokens, meta.dates + version.search.dates,
+                                      version.search.references)
             owner = {"resource_type": resource_type, "resource_id": resource_id}
             tokens += [{**owner, "param": param, "value": value[:300]}
                        for param, value in sorted(set(values.tokens) | set(values.references))]
             dates += [{**owner, "param": param, "low": low, "high": high}
                       for param, low, high in values.dates]
         if tokens:
-            session.exec(insert(FhirSearchToken), params=tokens)
+            connection.execute(insert(FhirSearchToken), tokens)
         if dates:
-            session.exec(insert(FhirSearchDate), params=dates)
-        self._superseded, self._new = [], []
+            connection.execute(insert(FhirSearchDate), dates)
+        self._superseded, self._new, self._replaced = [], [], set()
         for key in keys:  # stored now: the next access reads them back with their row ids
             del self._latest[key]
 

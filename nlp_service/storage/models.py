@@ -249,7 +249,8 @@ class FollowUp(SQLModel, table=True):
     guideline: str | None = Field(default=None, max_length=100)
     guideline_verdict: str | None = Field(default=None, max_length=32, index=True)
     guideline_reason: str | None = _text()
-    completed_by_report_id: int | None = Field(default=None, foreign_key="report.id")
+    completed_by_report_id: int | None = Field(default=None, foreign_key="report.id",
+                                               index=True)
     completed_at: datetime | None = _time()
     manual_status: str | None = Field(default=None, max_length=32)
     manual_at: datetime | None = _time()
@@ -282,7 +283,7 @@ class MeasureResult(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     report_id: int = Field(foreign_key="report.id", index=True)
-    accession: str = Field(max_length=199)
+    accession: str = Field(max_length=199, index=True)
     measure: str = Field(max_length=8)
     is_current: bool = True
     report_time: datetime | None = _time()

@@ -1,9 +1,20 @@
 """Storing analysed reports: a new version per message, findings and recommendations rows,
-and their FHIR resources; corrections supersede, cancellations mark entered-in-error."""
+and their FHIR resources; corrections supersede, cancellations mark entered-in-error.
+
+``prepare_report`` does everything that does not depend on the database (the row's values,
+the analysis as JSON, the FHIR resources, built and validated, and what they are searchable by)
+before any transaction, and ``ReportWriter`` stores a batch of prepared reports with a few
+queries for the whole batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
 from sqlalchemy import insert
+from sqlalchemy.exc import MultipleResultsFound
 from sqlmodel import Session, col, func, select
 
 from nlp_service.fhir import (
@@ -12,12 +23,14 @@ from nlp_service.fhir import (
     mark_entered_in_error,
     report_resource_id,
 )
+from nlp_service.fhir.search import SearchValues
 from nlp_service.intake.message import ParsedMessage, ParsedReport
-from nlp_service.storage.fhir_store import FhirWriter
+from nlp_service.storage.fhir_store import FhirWriter, content_search_values
 from nlp_service.storage.models import Finding, Recommendation, Report
 from pipelines.schema import FindingOut, ReportAnalysis
 
 LENGTH_TO_MM = {"mm": 1.0, "cm": 10.0}
+Resource = dict[str, Any]
 
 
 def largest_size_mm(finding: FindingOut) -> float | None:
@@ -27,9 +40,165 @@ def largest_size_mm(finding: FindingOut) -> float | None:
     return max(sizes) if sizes else None
 
 
-def current_report(session: Session, accession: str) -> Report | None:
-    return session.exec(select(Report).where(Report.accession == accession,
-                                             col(Report.is_current))).one_or_none()
+@dataclass(frozen=True)
+class ReportDraft:
+    """One report version ready to store. Without an analysis (a cancellation that reuses
+    the analysis of the version it cancels) only the message parts are set, and the writer
+    completes it once it has read that version."""
+
+    message: ParsedMessage
+    parsed: ParsedReport
+    inbox_id: int | None
+    analysis: ReportAnalysis | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # the Report row's values
+    finding_rows: list[dict[str, Any]] = field(default_factory=list)
+    recommendation_rows: list[dict[str, Any]] = field(default_factory=list)
+    written: list[Resource] = field(default_factory=list)  # FHIR resources of a current version
+    searches: list[SearchValues] = field(default_factory=list)  # what each is searchable by
+
+    @property
+    def resource_keys(self) -> list[tuple[str, str]]:
+        return [(r["resourceType"], r["id"]) for r in self.written]
+
+    @property
+    def patient(self) -> tuple[str, str | None]:
+        return self.message.patient_mrn, self.message.patient_mrn_authority
+
+
+def prepare_report(message: ParsedMessage, parsed: ParsedReport,
+                   analysis: ReportAnalysis | None, *, inbox_id: int | None) -> ReportDraft:
+    """A draft of the version ``parsed`` makes, with everything computed that needs no
+    database (``analysis`` is ``None`` only for a cancellation without its own text)."""
+    draft = ReportDraft(message, parsed, inbox_id)
+    return draft if analysis is None else _complete(draft, parsed.text, analysis)
+
+
+def _complete(draft: ReportDraft, text: str, analysis: ReportAnalysis) -> ReportDraft:
+    message, parsed = draft.message, draft.parsed
+    cancelled = parsed.result_status == "X"
+    fields = dict(
+        accession=parsed.accession, entered_in_error=cancelled,
+        fhir_id=report_resource_id(parsed.accession),
+        patient_mrn=message.patient_mrn, mrn_authority=message.patient_mrn_authority,
+        patient_age_years=_age(message, parsed),
+        placer_number=parsed.placer_number, procedure_code=parsed.procedure_code,
+        procedure_name=parsed.procedure_name, procedure_system=parsed.procedure_system,
+        modality=parsed.modality, body_region=parsed.body_region, observed_at=parsed.observed_at,
+        result_status=parsed.result_status, ordering_provider=parsed.ordering_provider,
+        interpreter=parsed.interpreter, text=text, model_version=analysis.model_version,
+        analysis=analysis.model_dump(mode="json"), inbox_id=draft.inbox_id,
+        control_id=message.control_id)
+    resources = build_report_resources(message.patient_mrn, message.patient_mrn_authority,
+                                       parsed, analysis, issued=message.message_time)
+    observation_ids = {i: obs["id"] for i, obs in zip(
+        _observed_indexes(analysis), resources.observations, strict=True)}
+    findings, recommendations = _rows(parsed, analysis, observation_ids,
+                                      [r["id"] for r in resources.service_requests])
+    written = resources.all()
+    if cancelled:
+        written = [mark_entered_in_error(resource) for resource in written
+                   if resource["resourceType"] != "Patient"] + [resources.patient]
+    return ReportDraft(message, parsed, draft.inbox_id, analysis, fields, findings,
+                       recommendations, written, [content_search_values(r) for r in written])
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A stored version, the analysis it was stored with and its recommendation rows."""
+
+    row: Report
+    analysis: ReportAnalysis
+    recommendations: list[Recommendation]
+
+
+class ReportWriter:
+    """Stores report versions in one session, their FHIR resources going to ``fhir`` (which
+    the caller flushes before committing). ``preload`` reads the current version and the
+    latest version number of a batch's accessions, and their FHIR resources, in one query
+    each; the writer then keeps them up to date itself."""
+
+    def __init__(self, session: Session, fhir: FhirWriter) -> None:
+        self.session = session
+        self.fhir = fhir
+        self._current: dict[str, Report | None] = {}
+        self._latest: dict[str, int] = {}
+
+    def preload(self, drafts: Iterable[ReportDraft]) -> None:
+        """Read what storing ``drafts`` needs from the database."""
+        drafts = list(drafts)
+        accessions = list(dict.fromkeys(d.parsed.accession for d in drafts
+                                        if d.parsed.accession not in self._latest))
+        if accessions:
+            current: dict[str, Report | None] = dict.fromkeys(accessions)
+            # Not "is_current = true", which would draw the planner to the is_current index.
+            for report in self.session.exec(select(Report).where(
+                    col(Report.accession).in_(accessions), col(Report.is_current).is_not(False))):
+                if current[report.accession] is not None:
+                    raise MultipleResultsFound(
+                        f"accession {report.accession!r} has several current versions")
+                current[report.accession] = report
+            latest = dict.fromkeys(accessions, 0)
+            latest.update(self.session.exec(
+                select(Report.accession, func.max(Report.version))
+                .where(col(Report.accession).in_(accessions)).group_by(Report.accession)).all())
+            self._current.update(current)
+            self._latest.update(latest)
+        self.fhir.prefetch(key for draft in drafts for key in draft.resource_keys)
+
+    def store(self, draft: ReportDraft) -> StoredReport:
+        """Store the version ``draft`` makes of its report."""
+        session, parsed = self.session, draft.parsed
+        if parsed.accession not in self._latest:
+            self.preload([draft])
+        current = self._current[parsed.accession]
+        if draft.analysis is None:
+            text = (current.text if current is not None and not parsed.text.strip()
+                    else parsed.text)
+            draft = _complete(draft, text, (
+                ReportAnalysis.model_validate(current.analysis) if current is not None
+                else ReportAnalysis(id=parsed.accession, model_version="none")))
+        assert draft.analysis is not None
+        # A message older than the current version (a retried or reordered delivery) is kept
+        # as history and changes nothing that is current.
+        stale = (current is not None and current.inbox_id is not None
+                 and draft.inbox_id is not None and draft.inbox_id < current.inbox_id)
+        report = Report(**draft.fields, version=self._latest[parsed.accession] + 1,
+                        is_current=not stale,
+                        superseded_by=current.id if stale and current is not None else None)
+        if current is not None and not stale:
+            current.is_current = False
+            session.add(current)
+        session.add(report)
+        session.flush()
+        self._latest[parsed.accession] = report.version
+        if not stale:
+            self._current[parsed.accession] = report
+            if current is not None:
+                current.superseded_by = report.id
+        recommendations = self._add_rows(report, draft)
+        stored = StoredReport(report, draft.analysis, recommendations)
+        if stale:
+            return stored
+        self.fhir.prefetch(draft.resource_keys)
+        for resource, search in zip(draft.written, draft.searches, strict=True):
+            self.fhir.put(resource, search)
+        _retire_dropped(session, self.fhir, current, set(draft.resource_keys))
+        return stored
+
+    def _add_rows(self, report: Report, draft: ReportDraft) -> list[Recommendation]:
+        assert report.id is not None
+        owner = {"report_id": report.id}
+        if draft.finding_rows:  # plain executemany: the ORM's bulk insert costs more per row
+            self.session.connection().execute(insert(Finding), [{**row, **owner}
+                                                                for row in draft.finding_rows])
+        if not draft.recommendation_rows:
+            return []
+        # The rows come back as objects, so follow-up tracking need not read them again;
+        # render_nulls, or the ORM makes a statement per pattern of None values.
+        return list(self.session.exec(
+            insert(Recommendation).execution_options(render_nulls=True)
+            .returning(Recommendation, sort_by_parameter_order=True),
+            params=[{**row, **owner} for row in draft.recommendation_rows]).scalars())
 
 
 def store_report(session: Session, fhir: FhirWriter, message: ParsedMessage,
@@ -38,71 +207,22 @@ def store_report(session: Session, fhir: FhirWriter, message: ParsedMessage,
     """Store one report version from ``parsed`` and its ``analysis`` (``None`` only for a
     cancellation, which reuses the analysis of the version it cancels); its FHIR resources
     go to ``fhir``, which the caller flushes before committing."""
-    current = current_report(session, parsed.accession)
-    latest = session.exec(select(func.max(Report.version)).where(
-        Report.accession == parsed.accession)).one() or 0
-    cancelled = parsed.result_status == "X"
-    text = parsed.text
-    if analysis is None:
-        if current is not None and not text.strip():
-            text = current.text
-        analysis = (ReportAnalysis.model_validate(current.analysis) if current is not None
-                    else ReportAnalysis(id=parsed.accession, model_version="none"))
-    # A message older than the current version (a retried or reordered delivery) is kept as
-    # history and changes nothing that is current.
-    stale = (current is not None and current.inbox_id is not None and inbox_id is not None
-             and inbox_id < current.inbox_id)
-    report = Report(
-        accession=parsed.accession, version=latest + 1, is_current=not stale,
-        superseded_by=current.id if stale and current is not None else None,
-        entered_in_error=cancelled, fhir_id=report_resource_id(parsed.accession),
-        patient_mrn=message.patient_mrn, mrn_authority=message.patient_mrn_authority,
-        patient_age_years=_age(message, parsed),
-        placer_number=parsed.placer_number, procedure_code=parsed.procedure_code,
-        procedure_name=parsed.procedure_name, procedure_system=parsed.procedure_system,
-        modality=parsed.modality, body_region=parsed.body_region, observed_at=parsed.observed_at,
-        result_status=parsed.result_status, ordering_provider=parsed.ordering_provider,
-        interpreter=parsed.interpreter, text=text, model_version=analysis.model_version,
-        analysis=analysis.model_dump(mode="json"), inbox_id=inbox_id,
-        control_id=message.control_id)
-    if current is not None and not stale:
-        current.is_current = False
-        session.add(current)
-    session.add(report)
-    session.flush()
-    if current is not None and not stale:
-        current.superseded_by = report.id
-    resources = build_report_resources(message.patient_mrn, message.patient_mrn_authority,
-                                       parsed, analysis, issued=message.message_time)
-    observation_ids = {i: obs["id"] for i, obs in zip(
-        _observed_indexes(analysis), resources.observations, strict=True)}
-    _add_rows(session, report, analysis, observation_ids, [r["id"] for r in
-                                                           resources.service_requests])
-    if stale:
-        return report
-    written = resources.all()
-    if cancelled:
-        written = [mark_entered_in_error(resource) for resource in written
-                   if resource["resourceType"] != "Patient"] + [resources.patient]
-    fhir.prefetch((r["resourceType"], r["id"]) for r in written)
-    for resource in written:
-        fhir.put(resource)
-    _retire_dropped(session, fhir, current, {(r["resourceType"], r["id"]) for r in written})
-    return report
+    draft = prepare_report(message, parsed, analysis, inbox_id=inbox_id)
+    return ReportWriter(session, fhir).store(draft).row
 
 
 def _observed_indexes(analysis: ReportAnalysis) -> list[int]:
     return [i for i, finding in enumerate(analysis.findings) if not finding.in_indication]
 
 
-def _add_rows(session: Session, report: Report, analysis: ReportAnalysis,
-              observation_ids: dict[int, str], request_ids: list[str]) -> None:
-    assert report.id is not None
+def _rows(parsed: ParsedReport, analysis: ReportAnalysis, observation_ids: dict[int, str],
+          request_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The finding and recommendation rows of a version, without their ``report_id``."""
     findings = []
     for index, finding in enumerate(analysis.findings):
         concept = finding.concept
         findings.append({
-            "report_id": report.id, "index": index, "text": finding.text,
+            "index": index, "text": finding.text,
             "start": finding.start, "end": finding.end, "section": finding.section,
             "concept": concept.name if concept else None,
             "radlex": concept.radlex if concept else None,
@@ -114,18 +234,15 @@ def _add_rows(session: Session, report: Report, analysis: ReportAnalysis,
     recommendations = []
     for index, (rec, fhir_id) in enumerate(zip(analysis.recommendations, request_ids,
                                                 strict=True)):
-        due_start, due_end = due_window(report.observed_at, rec)
+        due_start, due_end = due_window(parsed.observed_at, rec)
         recommendations.append({
-            "report_id": report.id, "index": index, "text": rec.text, "start": rec.start,
+            "index": index, "text": rec.text, "start": rec.start,
             "end": rec.end, "modality": rec.modality, "body_region": rec.body_region,
             "interval_min_days": rec.interval_min_days,
             "interval_max_days": rec.interval_max_days, "due_start": due_start,
             "due_end": due_end, "conditional": rec.conditional, "guideline": rec.guideline,
             "finding_index": rec.finding_index, "fhir_id": fhir_id})
-    if findings:
-        session.exec(insert(Finding), params=findings)
-    if recommendations:
-        session.exec(insert(Recommendation), params=recommendations)
+    return findings, recommendations
 
 
 def _retire_dropped(session: Session, fhir: FhirWriter, previous: Report | None,

@@ -158,7 +158,11 @@ def test_load_main(capsys: pytest.CaptureFixture[str]) -> None:
     assert load.main(["--rate", "10", "--seconds", "4", "--interval", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("rate 10/s for 4 s, mode rules")
-    rows = [line.split() for line in lines[3:]]
+    rows = [line.split() for line in lines[3:-1]]
     assert rows and int(rows[-1][1]) >= 30  # messages sent
     assert all(row[2] == "0" for row in rows)  # every one acknowledged AA
     assert all(float(row[-1]) > 0 for row in rows)  # the service's memory was read
+    assert any(row[-2] != "-" for row in rows)  # and the worker's store time
+    summary = lines[-1]
+    assert summary.startswith("summary: sent ") and ", not AA 0," in summary
+    assert "backlog at end" in summary and "RSS MiB first" in summary

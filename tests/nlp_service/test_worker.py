@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, col, select
 
+from nlp_service.intake.hl7 import build_oru
 from nlp_service.intake.receiver import receive_message
 from nlp_service.storage.models import (
     FhirResource,
     Finding,
+    FollowUp,
+    FollowUpEvent,
     InboxMessage,
+    MeasureResult,
     Recommendation,
     Report,
     utcnow,
@@ -211,3 +217,110 @@ def test_three_versions_in_one_batch(engine: Engine, oru: Callable[..., str],
     assert [r.superseded_by for r in versions] == [versions[1].id, versions[2].id, None]
     assert [(h.resource["status"], h.is_current) for h in history] == [
         ("preliminary", False), ("final", False), ("corrected", True)]
+
+
+CT_CHEST = ("71250", "CT CHEST WITHOUT CONTRAST", "CPT4")
+CT_CAP = ("CTCAP", "CT CHEST ABDOMEN PELVIS WITH CONTRAST", "LOCAL")
+CT_NECK = ("70491", "CT SOFT TISSUE NECK WITH CONTRAST", "CPT4")
+CLEAR = "FINDINGS: Lungs are clear.\nIMPRESSION: No acute abnormality."
+THYROID = ("FINDINGS: Incidental 6 mm nodule in the left lobe of the thyroid gland.\n"
+           "IMPRESSION: 6 mm left thyroid nodule.{}")
+START = datetime(2025, 3, 3, 9, tzinfo=UTC)
+
+
+def _tracking_traffic(prefix: str) -> list[str]:
+    """Follow-ups made, completed, unlinked by a cancellation and completed again; a
+    recommendation a correction drops; measures a correction changes (ids start ``prefix``)."""
+
+    def oru(number: int, accession: str, report: str, *, mrn: str, days: int = 0,
+            status: str = "F", procedure: tuple[str, str, str] = CT_CHEST) -> str:
+        return build_oru(f"{prefix}{number}", f"{prefix}-{accession}", report,
+                         mrn=f"{prefix}-{mrn}", status=status, procedure=procedure,
+                         observed_at=START + timedelta(days=days), birth_date=date(1960, 1, 1))
+
+    nodule = "\n".join(NODULE_REPORT)
+    return [
+        oru(1, "A1", nodule, mrn="P1"),
+        oru(2, "B1", CLEAR, mrn="P1", days=200),  # completes A1's follow-up
+        oru(3, "B1", "", mrn="P1", days=200, status="X"),  # ... until it is cancelled
+        oru(4, "B2", CLEAR, mrn="P1", days=210, procedure=CT_CAP),  # which completes it again
+        oru(5, "A2", nodule, mrn="P2", status="P"),
+        oru(6, "A2", nodule, mrn="P2"),
+        oru(7, "A2", CLEAR, mrn="P2", status="C"),  # drops the recommendation
+        oru(8, "A3", nodule, mrn="P3", days=100),
+        oru(9, "A4", nodule, mrn="P3", days=300),  # completes A3's, has its own
+        oru(10, "T1", THYROID.format(" Recommend thyroid ultrasound."), mrn="P4",
+            procedure=CT_NECK),
+        oru(11, "T1", THYROID.format(""), mrn="P4", status="C", procedure=CT_NECK),
+    ]
+
+
+def _tracking_state(session: Session, prefix: str) -> list[Any]:
+    """Follow-ups with their events, measure results and ServiceRequest statuses of the
+    accessions starting with ``prefix``, with the prefix taken out."""
+    def plain(value: Any) -> Any:
+        return value.replace(prefix, "*") if isinstance(value, str) else value
+
+    follow_ups = session.exec(select(FollowUp).where(col(FollowUp.accession).startswith(prefix))
+                              .order_by(col(FollowUp.accession), col(FollowUp.rec_index))).all()
+    accessions = {r.id: r.accession for r in session.exec(select(Report)).all()}
+    state: list[Any] = []
+    for f in follow_ups:
+        events = session.exec(select(FollowUpEvent).where(FollowUpEvent.follow_up_id == f.id)
+                              .order_by(col(FollowUpEvent.id))).all()
+        request = session.exec(select(FhirResource).where(
+            FhirResource.resource_type == "ServiceRequest", FhirResource.resource_id == f.fhir_id,
+            col(FhirResource.is_current))).one()
+        state.append([plain(f.accession), f.rec_index, f.due_start, f.due_end, f.completed_at,
+                      plain(accessions.get(f.completed_by_report_id or 0)),
+                      f.withdrawn_at is not None, f.guideline_verdict, request.resource["status"],
+                      request.version_id, [(e.kind, e.status, plain(e.reason)) for e in events]])
+    measures = session.exec(select(MeasureResult).where(
+        col(MeasureResult.accession).startswith(prefix)).order_by(col(MeasureResult.id))).all()
+    state += [(plain(m.accession), m.measure, m.is_current, m.in_denominator, m.in_numerator)
+              for m in measures]
+    return state
+
+
+def test_one_batch_tracks_follow_ups_as_one_message_at_a_time_does(
+        engine: Engine, rules_pipeline: RadiologyPipeline) -> None:
+    for message in _tracking_traffic("BAT"):
+        _send(engine, message)
+    assert Worker(engine, rules_pipeline, batch_size=64).run_until_empty().done == 11
+    for message in _tracking_traffic("ONE"):
+        _send(engine, message)
+    assert Worker(engine, rules_pipeline, batch_size=1).run_until_empty().done == 11
+    with Session(engine) as session:
+        batched, one_by_one = _tracking_state(session, "BAT"), _tracking_state(session, "ONE")
+    assert batched == one_by_one
+    kinds = [kind for row in batched if isinstance(row, list) for kind, _, _ in row[-1]]
+    assert {"created", "completed", "unlinked", "withdrawn"} <= set(kinds)
+    assert any(row[2] is False for row in batched if isinstance(row, tuple))  # measures redone
+
+
+@contextmanager
+def _counting_selects(engine: Engine) -> Iterator[list[str]]:
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield selects
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_batch_reads_the_database_no_more_often_than_one_message(
+        engine: Engine, oru: Callable[..., str], rules_pipeline: RadiologyPipeline) -> None:
+    counts = []
+    for size in (1, 10):
+        for i in range(size):
+            _send(engine, oru(f"Q{size}-{i}", f"ACC-Q{size}-{i}", NODULE_REPORT,
+                              mrn=f"MRN-Q{size}-{i}"))
+        with _counting_selects(engine) as selects:
+            assert Worker(engine, rules_pipeline, batch_size=size).run_until_empty().done == size
+        counts.append(len(selects))
+    assert counts[0] == counts[1]
