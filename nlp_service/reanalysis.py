@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loguru import logger
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from nlp_service.audit.tracking import sync_report
 from nlp_service.intake.message import ParsedMessage
 from nlp_service.storage.db import session_scope
-from nlp_service.storage.fhir_store import FhirWriter
-from nlp_service.storage.models import InboxMessage, Report, utcnow
-from nlp_service.storage.reports import store_report
+from nlp_service.storage.models import InboxMessage, Report
+from nlp_service.storage.reports import ReportDraft, prepare_report
+from nlp_service.worker import assess_draft, store_drafts
 from pipelines.pipeline import RadiologyPipeline, ReportInput
-from pipelines.schema import AnalysisError
+from pipelines.schema import AnalysisError, ReportAnalysis
 
 
 def reanalyze(engine: Engine, pipeline: RadiologyPipeline,
@@ -35,25 +35,36 @@ def reanalyze(engine: Engine, pipeline: RadiologyPipeline,
     counts = {"reanalysed": 0, "failed": 0}
     for start in range(0, len(ids), batch_size):
         with session_scope(engine) as session:
-            reports = [session.get(Report, i) for i in ids[start:start + batch_size]]
-            current = [r for r in reports if r is not None and r.is_current]
+            current = list(session.exec(select(Report).where(
+                col(Report.id).in_(ids[start:start + batch_size]), col(Report.is_current))
+                .order_by(col(Report.id))))
+            inbox = {row.id: row for row in session.exec(select(InboxMessage).where(
+                col(InboxMessage.id).in_({r.inbox_id for r in current})))}
             results = list(pipeline.analyze_stream(
                 (ReportInput(r.accession, r.text) for r in current), batch_size=batch_size))
-            fhir = FhirWriter(session, utcnow())
+            drafts = []
             for report, result in zip(current, results, strict=True):
-                inbox = session.get(InboxMessage, report.inbox_id)
-                if isinstance(result, AnalysisError) or inbox is None or not inbox.parsed:
+                draft = _draft(report, result, inbox.get(report.inbox_id))
+                if draft is None:
                     counts["failed"] += 1
-                    continue
-                message = ParsedMessage.from_dict(inbox.parsed)
-                parsed = next((p for p in message.reports if p.accession == report.accession),
-                              None)
-                if parsed is None:
-                    counts["failed"] += 1
-                    continue
-                row = store_report(session, fhir, message, parsed, result,
-                                   inbox_id=report.inbox_id)
-                sync_report(session, fhir, row, result, now=fhir.now)
-                counts["reanalysed"] += 1
-            fhir.flush()
+                else:
+                    drafts.append((draft, assess_draft(draft)))
+            store_drafts(session, drafts)
+            counts["reanalysed"] += len(drafts)
     return counts
+
+
+def _draft(report: Report, result: ReportAnalysis | AnalysisError,
+           inbox: InboxMessage | None) -> ReportDraft | None:
+    """The new version of ``report`` with ``result``; None if it failed or its message is gone."""
+    if isinstance(result, AnalysisError) or inbox is None or not inbox.parsed:
+        return None
+    message = ParsedMessage.from_dict(inbox.parsed)
+    parsed = next((p for p in message.reports if p.accession == report.accession), None)
+    if parsed is None:
+        return None
+    try:
+        return prepare_report(message, parsed, result, inbox_id=report.inbox_id)
+    except Exception:  # a version that cannot be built fails alone, not the batch
+        logger.exception("re-analysis of report {} could not be prepared", report.id)
+        return None

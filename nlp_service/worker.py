@@ -16,7 +16,7 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -189,27 +189,12 @@ class Worker:
         except Exception as exc:  # as storing it would have failed
             item.error = f"storing failed: {type(exc).__name__}: {exc}"[:2000]
             return
-        item.drafts = [(draft, _assess(draft)) for draft in drafts]
+        item.drafts = [(draft, assess_draft(draft)) for draft in drafts]
 
     def _store(self, session: Session, items: list[_Prepared]) -> int:
         """Store the reports of ``items`` in the session's transaction."""
-        fhir = FhirWriter(session, utcnow())
         drafts = [entry for item in items for entry in item.drafts]
-        writer = ReportWriter(session, fhir)
-        tracker = FollowUpTracker(session, fhir, now=fhir.now)
-        with session.no_autoflush:
-            writer.preload(draft for draft, _ in drafts)
-            tracker.preload(
-                accessions=[draft.parsed.accession for draft, _ in drafts],
-                patients=[draft.patient for draft, _ in drafts],
-                exams_after=_exams_after(draft for draft, _ in drafts))
-            for draft, assessment in drafts:
-                stored = writer.store(draft)
-                if stored.row.is_current:
-                    tracker.sync(stored.row, stored.analysis,
-                                 recommendations=stored.recommendations, assessment=assessment)
-        tracker.flush()
-        fhir.flush()
+        store_drafts(session, drafts)
         return len(drafts)
 
     def _finish(self, session: Session, prepared: list[_Prepared],
@@ -310,7 +295,30 @@ class Worker:
                 stop.wait(poll_seconds * 4)
 
 
-def _assess(draft: ReportDraft) -> Assessment | None:
+def store_drafts(session: Session, drafts: Sequence[tuple[ReportDraft, Assessment | None]],
+                 ) -> None:
+    """Store prepared report versions (with their assessments, where made) in the session's
+    transaction: reports, findings, recommendations, FHIR resources, follow-ups and measures,
+    reading what they need from the database once for the whole batch."""
+    fhir = FhirWriter(session, utcnow())
+    writer = ReportWriter(session, fhir)
+    tracker = FollowUpTracker(session, fhir, now=fhir.now)
+    with session.no_autoflush:
+        writer.preload(draft for draft, _ in drafts)
+        tracker.preload(
+            accessions=[draft.parsed.accession for draft, _ in drafts],
+            patients=[draft.patient for draft, _ in drafts],
+            exams_after=_exams_after(draft for draft, _ in drafts))
+        for draft, assessment in drafts:
+            stored = writer.store(draft)
+            if stored.row.is_current:
+                tracker.sync(stored.row, stored.analysis,
+                             recommendations=stored.recommendations, assessment=assessment)
+    tracker.flush()
+    fhir.flush()
+
+
+def assess_draft(draft: ReportDraft) -> Assessment | None:
     """The draft's assessment, if it will need one; None leaves it to the store phase (which
     also raises what assessing raises, where it would always have been raised)."""
     if draft.analysis is None or draft.parsed.result_status == "X":

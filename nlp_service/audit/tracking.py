@@ -110,16 +110,6 @@ def assess(report: Report, analysis: ReportAnalysis) -> Assessment:
         tuple(evaluate_measures(analysis, facts)))
 
 
-def sync_report(session: Session, fhir: FhirWriter, report: Report, analysis: ReportAnalysis,
-                *, now: datetime, rules: FollowUpRules | None = None) -> None:
-    """Bring follow-ups and measures up to date after ``report`` (a new current version) was
-    stored: derive its recommendations' follow-ups, withdraw those it no longer has, and let
-    it complete earlier follow-ups of the same patient."""
-    tracker = FollowUpTracker(session, fhir, now=now, rules=rules)
-    tracker.sync(report, analysis)
-    tracker.flush()
-
-
 class FollowUpTracker:
     """Follow-up and measure bookkeeping for the report versions stored in one session.
 

@@ -23,14 +23,12 @@ from nlp_service.fhir import (
     mark_entered_in_error,
     report_resource_id,
 )
+from nlp_service.fhir.mapping import LENGTH_TO_MM, Resource
 from nlp_service.fhir.search import SearchValues
 from nlp_service.intake.message import ParsedMessage, ParsedReport
 from nlp_service.storage.fhir_store import FhirWriter, content_search_values
 from nlp_service.storage.models import Finding, Recommendation, Report
 from pipelines.schema import FindingOut, ReportAnalysis
-
-LENGTH_TO_MM = {"mm": 1.0, "cm": 10.0}
-Resource = dict[str, Any]
 
 
 def largest_size_mm(finding: FindingOut) -> float | None:
@@ -199,16 +197,6 @@ class ReportWriter:
             insert(Recommendation).execution_options(render_nulls=True)
             .returning(Recommendation, sort_by_parameter_order=True),
             params=[{**row, **owner} for row in draft.recommendation_rows]).scalars())
-
-
-def store_report(session: Session, fhir: FhirWriter, message: ParsedMessage,
-                 parsed: ParsedReport, analysis: ReportAnalysis | None, *,
-                 inbox_id: int | None) -> Report:
-    """Store one report version from ``parsed`` and its ``analysis`` (``None`` only for a
-    cancellation, which reuses the analysis of the version it cancels); its FHIR resources
-    go to ``fhir``, which the caller flushes before committing."""
-    draft = prepare_report(message, parsed, analysis, inbox_id=inbox_id)
-    return ReportWriter(session, fhir).store(draft).row
 
 
 def _observed_indexes(analysis: ReportAnalysis) -> list[int]:
