@@ -24,6 +24,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from hl7.client import MLLPClient
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine
 from sqlmodel import Session, col, func, select
 
@@ -33,6 +34,7 @@ from nlp_service.core.logging import configure_logging
 from nlp_service.intake.client import ack_code
 from nlp_service.intake.hl7 import build_oru
 from nlp_service.intake.mllp import BackgroundMLLPServer, MLLPServer
+from nlp_service.intake.receiver import receive_message
 from nlp_service.storage.db import make_engine, migrate, read_only
 from nlp_service.storage.models import FhirResource, InboxMessage
 from nlp_service.worker import Worker
@@ -107,6 +109,28 @@ def time_service(name: str, engine: Engine, pipeline: RadiologyPipeline,
     return Run(name, len(texts), seconds, acked, resources)
 
 
+def time_steps(engine: Engine, pipeline: RadiologyPipeline, texts: Sequence[str],
+               settings: Settings) -> list[tuple[str, float]]:
+    """The service's steps one after another on one thread (seconds for all the reports):
+    where its time goes when nothing runs beside anything else."""
+    migrate(engine)
+    start = time.perf_counter()
+    for message in messages(texts):
+        if receive_message(engine, message.encode(), source="benchmark").ack_code != "AA":
+            raise RuntimeError("a message was not accepted")
+    intake = time.perf_counter() - start
+    phases = ("analyse", "prepare", "store")
+    before = [_batch_seconds(phase) for phase in phases]
+    Worker(engine, pipeline, batch_size=settings.worker_batch_size).run_until_empty()
+    return [("intake: parse, inbox, ACK", intake)] + [
+        (f"worker: {phase}", _batch_seconds(phase) - earlier)
+        for phase, earlier in zip(phases, before, strict=True)]
+
+
+def _batch_seconds(phase: str) -> float:
+    return REGISTRY.get_sample_value("radnlp_worker_batch_seconds_sum", {"phase": phase}) or 0.0
+
+
 @contextmanager
 def postgres_schema(url: str) -> Iterator[Engine]:
     """An engine on a new, empty schema of ``url``, dropped afterwards."""
@@ -167,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"worker batch={settings.worker_batch_size} pipeline batch={settings.batch_size}")
     print(format_table(["run", "reports", "seconds", "reports/s", "time overhead",
                         "ACKs/s", "FHIR resources"], rows))
+    with TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{folder}/steps.db")
+        steps = time_steps(engine, pipeline, texts, settings)
+        engine.dispose()
+    print("\nThe same reports, each step alone on one thread, SQLite:")
+    print(format_table(["step", "seconds", "ms/report"],
+                       [[name, f"{seconds:.2f}", f"{seconds / len(texts) * 1000:.1f}"]
+                        for name, seconds in steps]))
     return 0
 
 

@@ -109,7 +109,12 @@ class Worker:
 
     def _analyse(self, rows: list[InboxMessage]) -> list[_Prepared]:
         with BATCH_SECONDS.labels(phase="analyse").time():
-            return self._analyse_batch(rows)
+            prepared = self._analyse_batch(rows)
+        with BATCH_SECONDS.labels(phase="prepare").time():
+            for item in prepared:
+                if item.error is None:
+                    self._prepare(item)
+        return prepared
 
     def _write(self, rows: list[InboxMessage], prepared: list[_Prepared]) -> BatchOutcome:
         """Store an analysed batch in one transaction (one by one if that fails)."""
@@ -173,9 +178,6 @@ class Worker:
                 item.error = item.error or f"analysis failed: {result.error}"
             else:
                 item.analyses[index] = result
-        for item in prepared:
-            if item.error is None:
-                self._prepare(item)
         return prepared
 
     @staticmethod

@@ -14,5 +14,7 @@ WORKER_MESSAGES = Counter("radnlp_worker_messages_total",
                           "Inbox messages the worker finished, by outcome", ["outcome"])
 WORKER_REPORTS = Counter("radnlp_worker_reports_total", "Report versions stored")
 BATCH_SECONDS = Histogram("radnlp_worker_batch_seconds",
-                          "Time to analyse and store one batch, by phase", ["phase"],
+                          "Time to process one batch, by phase: analyse (the pipeline), "
+                          "prepare (FHIR resources, guideline checks), store (the transaction)",
+                          ["phase"],
                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))

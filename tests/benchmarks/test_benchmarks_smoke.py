@@ -114,6 +114,9 @@ def test_ingest_main(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
     # 6 reports: a DiagnosticReport, an order and a Patient each, plus their findings.
     assert sqlite[2] == "6" and int(sqlite[-1]) >= 18
     assert ("service, PostgreSQL" in rows) == bool(postgres)
+    steps = {name: float(rows[name][-2]) for name in
+             ("intake: parse, inbox, ACK", "worker: analyse", "worker: prepare", "worker: store")}
+    assert all(seconds > 0 for seconds in steps.values())
 
 
 @pytest.mark.postgres
