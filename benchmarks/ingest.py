@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.dispose()
     print("\nThe same reports, each step alone on one thread, SQLite:")
     print(format_table(["step", "seconds", "ms/report"],
-                       [[name, f"{seconds:.2f}", f"{seconds / len(texts) * 1000:.1f}"]
+                       [[name, f"{seconds:.3f}", f"{seconds / len(texts) * 1000:.2f}"]
                         for name, seconds in steps]))
     return 0
 
