@@ -38,6 +38,7 @@ from nlp_service.storage.models import (
     MeasureResult,
     Recommendation,
     Report,
+    is_current,
 )
 from pipelines.schema import ReportAnalysis
 
@@ -174,8 +175,7 @@ class FollowUpTracker:
         # Neither the text nor the analysis: exams are only compared and linked to.
         query = (select(Report).options(defer(Report.text), defer(Report.analysis))  # type: ignore[arg-type]
                  .where(col(Report.patient_mrn).in_(_mrns(after)),
-                        # Not "is_current = true": the planner would use its index.
-                        col(Report.is_current).is_not(False),
+                        is_current(Report),
                         col(Report.entered_in_error).is_(False),
                         col(Report.result_status).in_(EXAM_STATUSES),
                         col(Report.observed_at).is_not(None)))

@@ -13,19 +13,16 @@ from sqlmodel import Session, col, func, select
 
 from nlp_service.fhir.mapping import fhir_datetime
 from nlp_service.fhir.search import SearchValues, parse_date_param, search_values
-from nlp_service.storage.models import FhirResource, FhirSearchDate, FhirSearchToken
+from nlp_service.storage.models import (
+    FhirResource,
+    FhirSearchDate,
+    FhirSearchToken,
+    is_current,
+)
 
 
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in resource.items() if key != "meta"}
-
-
-def is_current() -> Any:
-    """SQL: the version is the current one."""
-    # Not "is_current = true": as an equality it draws the planners (SQLite's, and
-    # PostgreSQL's without statistics) to ix_fhir_current, which walks every current
-    # resource of the type, instead of the (type, id, version) key.
-    return col(FhirResource.is_current).is_not(False)
 
 
 def keys_clause(type_column: Any, id_column: Any, keys: Iterable[tuple[str, str]],
@@ -47,7 +44,7 @@ def current_resource(session: Session, resource_type: str,
                      resource_id: str) -> FhirResource | None:
     return session.exec(select(FhirResource).where(
         FhirResource.resource_type == resource_type, FhirResource.resource_id == resource_id,
-        is_current())).one_or_none()
+        is_current(FhirResource))).one_or_none()
 
 
 def content_search_values(resource: dict[str, Any]) -> SearchValues:
@@ -90,9 +87,10 @@ class FhirWriter:
             return
         for key in wanted:
             self._latest[key] = None
-        rows = self.session.exec(select(FhirResource).where(is_current(), keys_clause(
-            col(FhirResource.resource_type), col(FhirResource.resource_id), wanted,
-            self._dialect)))
+        rows = self.session.exec(select(FhirResource).where(
+            is_current(FhirResource), keys_clause(col(FhirResource.resource_type),
+                                                  col(FhirResource.resource_id), wanted,
+                                                  self._dialect)))
         for row in rows:
             self._latest[(row.resource_type, row.resource_id)] = _Version(
                 (row.resource_type, row.resource_id), row.version_id, row.resource, row.id)

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -381,3 +381,11 @@ class AccessLogPatient(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     entry_id: int = Field(foreign_key="access_log.id", index=True)
     patient_id: str = Field(max_length=64)
+
+
+def is_current(model: type[Report] | type[FhirResource]) -> Any:
+    """SQL: the row is the current version of its report or resource."""
+    # Not "is_current = true": as an equality it draws the planners (SQLite's, and
+    # PostgreSQL's without statistics) to the is_current index, which walks every current
+    # row, instead of the accession or (type, id, version) key the rest of the query gives.
+    return col(model.is_current).is_not(False)

@@ -27,7 +27,7 @@ from nlp_service.fhir.mapping import LENGTH_TO_MM, Resource
 from nlp_service.fhir.search import SearchValues
 from nlp_service.intake.message import ParsedMessage, ParsedReport
 from nlp_service.storage.fhir_store import FhirWriter, content_search_values
-from nlp_service.storage.models import Finding, Recommendation, Report
+from nlp_service.storage.models import Finding, Recommendation, Report, is_current
 from pipelines.schema import FindingOut, ReportAnalysis
 
 
@@ -128,9 +128,8 @@ class ReportWriter:
                                         if d.parsed.accession not in self._latest))
         if accessions:
             current: dict[str, Report | None] = dict.fromkeys(accessions)
-            # Not "is_current = true", which would draw the planner to the is_current index.
             for report in self.session.exec(select(Report).where(
-                    col(Report.accession).in_(accessions), col(Report.is_current).is_not(False))):
+                    col(Report.accession).in_(accessions), is_current(Report))):
                 if current[report.accession] is not None:
                     raise MultipleResultsFound(
                         f"accession {report.accession!r} has several current versions")
