@@ -24,6 +24,7 @@ _SPAN_ATTRIBUTES: dict[str, object] = {
     "is_historical": False,
     "is_hypothetical": False,
     "is_resolved": False,
+    "modifiers": None,  # list[pipelines.context.ContextModifier]: the ConText triggers reaching it
     "anatomy": None,  # Span from the anatomy group
     "laterality": None,  # "left" | "right" | "bilateral"
     "measurements": None,  # list[pipelines.measurements.MeasurementMatch]

@@ -4,7 +4,10 @@ Scope policy: a modifier's scope runs from it to the end of its sentence (forwar
 sentence start (backward) or both, cut short by a terminator ("but", "however", ";", ...) and by
 ``max_scope`` tokens. Commas and "or"/"and" do not end a scope, which is what makes list negation
 ("No pneumothorax, effusion, or consolidation") work. Pseudo-modifiers ("no change in") win over the
-shorter modifiers inside them. When several existence modifiers reach one finding, the nearest wins.
+shorter modifiers inside them. When several existence modifiers reach one finding, the nearest wins;
+a *weak* modifier (the "or" of "atelectasis or scarring") counts only when no other existence
+modifier reaches the finding, so "No pneumothorax or effusion" stays negated. Each finding keeps
+the modifiers that reached it (``Span._.modifiers``), so a reader sees which trigger set what.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class ContextRule:
     category: str
     direction: str
     max_scope: int | None = None
+    weak: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -53,13 +57,16 @@ class ContextRule:
     @classmethod
     def from_dict(cls, data: dict) -> ContextRule:
         return cls(literal=data["literal"], category=data["category"].upper(),
-                   direction=data["direction"].lower(), max_scope=data.get("max_scope"))
+                   direction=data["direction"].lower(), max_scope=data.get("max_scope"),
+                   weak=bool(data.get("weak", False)))
 
     def to_dict(self) -> dict:
         data: dict = {"literal": self.literal, "category": self.category,
                       "direction": self.direction}
         if self.max_scope is not None:
             data["max_scope"] = self.max_scope
+        if self.weak:
+            data["weak"] = True
         return data
 
 
@@ -122,7 +129,9 @@ class ConTextComponent:
             low = bisect_left(scope_starts, finding.end - reach)
             high = bisect_right(scope_starts, finding.start)
             reaching = [m for m in scoped[low:high] if m.reaches(finding)]
+            finding._.modifiers = reaching
             existence = [m for m in reaching if m.rule.category in EXISTENCE_CATEGORIES]
+            existence = [m for m in existence if not m.rule.weak] or existence
             if existence:
                 nearest = min(existence, key=lambda m: m.distance(finding))
                 setattr(finding._, EXISTENCE_CATEGORIES[nearest.rule.category], True)

@@ -45,3 +45,63 @@ def read_cmc(path: str | Path) -> list[CmcReport]:
         reports.append(CmcReport(id=str(doc.get("id")), text=text, impression_start=start,
                                  codes=codes))
     return reports
+
+
+OPENI_DIR = "openi_dev"
+OPENI_REPORTS_FILE = "reports.csv"
+OPENI_LABELS_FILE = "labels14.csv"
+# The report's parts in the order a radiology report gives them, with the headers the
+# sectionizer knows; the labels were assigned from the findings and impression.
+OPENI_PARTS = (("indication", "INDICATION"), ("comparison", "COMPARISON"),
+               ("findings", "FINDINGS"), ("impression", "IMPRESSION"))
+OPENI_BODY_PARTS = frozenset({"findings", "impression"})
+
+
+@dataclass(frozen=True)
+class OpenIReport:
+    """One Open-i chest X-ray report: our text of its parts, its 14-label reference, its MeSH."""
+
+    id: str
+    text: str
+    body_start: int  # where FINDINGS (or IMPRESSION, when there are no findings) begins
+    labels: frozenset[str]  # the reference labels set to 1 (``normal`` excluded)
+    mesh: tuple[str, ...]  # the collection's MeSH indexing, e.g. "Opacity/lung/base/left"
+
+
+def build_openi_text(parts: dict[str, str]) -> tuple[str, int]:
+    """The report text (``HEADER: text`` paragraphs) and where its findings/impression begin."""
+    paragraphs: list[str] = []
+    body_start = None
+    length = 0
+    for key, header in OPENI_PARTS:
+        value = (parts.get(key) or "").strip()
+        if not value:
+            continue
+        if key in OPENI_BODY_PARTS and body_start is None:
+            body_start = length
+        paragraph = f"{header}: {value}"
+        paragraphs.append(paragraph)
+        length += len(paragraph) + 2
+    text = "\n\n".join(paragraphs)
+    return text, len(text) if body_start is None else body_start
+
+
+def read_openi(folder: str | Path) -> list[OpenIReport]:
+    """Read ``reports.csv`` and ``labels14.csv`` of an Open-i folder (reports in file order)."""
+    import csv
+
+    folder = Path(folder)
+    with open(folder / OPENI_LABELS_FILE, newline="") as handle:
+        label_rows = {row["filename"]: row for row in csv.DictReader(handle)}
+    reports = []
+    with open(folder / OPENI_REPORTS_FILE, newline="") as handle:
+        for row in csv.DictReader(handle):
+            text, body_start = build_openi_text(row)
+            labels = label_rows.get(f"CXR{row['uid']}", {})
+            positive = frozenset(name for name, value in labels.items()
+                                 if name not in ("filename", "normal") and value == "1")
+            mesh = tuple(term.strip() for term in (row.get("MeSH") or "").split(";")
+                         if term.strip())
+            reports.append(OpenIReport(id=row["uid"], text=text, body_start=body_start,
+                                       labels=positive, mesh=mesh))
+    return reports

@@ -67,7 +67,9 @@ class RadiologySentencizer:
     def _starts_after(self, doc: Doc, text: str, previous: Token, token: Token,
                       list_marker_end: int) -> bool:
         gap = text[previous.idx + len(previous.text) : token.idx]
-        if previous.text in SENTENCE_FINAL and previous.i != list_marker_end:
+        # ".." and "..." (typing slips and ellipses in dictated text) end a sentence as "." does.
+        final = previous.text in SENTENCE_FINAL or set(previous.text) == {"."}
+        if final and previous.i != list_marker_end:
             before = doc[previous.i - 1] if previous.i > 0 else None
             # "Dr." / "e.g." do not end a sentence.
             return before is None or bool(before.whitespace_) or before.lower_ not in ABBREVIATIONS

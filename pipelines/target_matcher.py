@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from spacy.language import Language
-from spacy.matcher import PhraseMatcher
+from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
@@ -23,24 +26,51 @@ GROUP_OF_LABEL = {ANATOMY: ANATOMY_GROUP, MODALITY: MODALITY_GROUP, BODY_REGION:
 LATERALITY_WORDS = frozenset({"left", "right", "bilateral", "both"})
 # All-caps abbreviations of this length or less match case-sensitively ("PE", not "pe").
 CASE_SENSITIVE_MAX_LEN = 5
+# Token patterns for findings that radiologists state as a predicate ("the heart is mildly
+# enlarged"), which no lexicon phrase can match.
+FINDING_PATTERNS_FILE = Path(__file__).parent / "resources" / "finding_patterns.json"
 
 
 @dataclass(frozen=True)
 class TargetRule:
-    """One surface form to match, with its label and lexicon concept id."""
+    """One surface form to match, with its label and lexicon concept id.
+
+    ``pattern`` (a spaCy ``Matcher`` token pattern, as medspaCy's ``TargetRule`` takes) matches
+    instead of ``literal`` when given; the literal then names the rule.
+    """
 
     literal: str
     label: str
     concept_id: str | None = None
+    pattern: tuple[dict[str, Any], ...] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TargetRule:
         if not data.get("literal") or data.get("label") not in LABEL_OF_KIND.values():
             raise ValueError(f"target rule needs a 'literal' and a known 'label': {data!r}")
-        return cls(literal=data["literal"], label=data["label"], concept_id=data.get("concept_id"))
+        pattern = data.get("pattern")
+        if pattern is not None and (not isinstance(pattern, list) or not pattern):
+            raise ValueError(f"target rule {data['literal']!r}: 'pattern' must be a non-empty "
+                             f"list of token patterns")
+        return cls(literal=data["literal"], label=data["label"], concept_id=data.get("concept_id"),
+                   pattern=tuple(pattern) if pattern else None)
 
     def to_dict(self) -> dict:
-        return {"literal": self.literal, "label": self.label, "concept_id": self.concept_id}
+        data: dict[str, Any] = {"literal": self.literal, "label": self.label,
+                                "concept_id": self.concept_id}
+        if self.pattern is not None:
+            data["pattern"] = list(self.pattern)
+        return data
+
+
+def load_finding_patterns(path: str | Path = FINDING_PATTERNS_FILE) -> list[TargetRule]:
+    """The shipped predicate patterns, each checked to name a lexicon concept."""
+    lexicon = load_lexicon()
+    rules = [TargetRule.from_dict(item) for item in json.loads(Path(path).read_text())["rules"]]
+    for rule in rules:
+        if rule.concept_id is not None:
+            lexicon.get(rule.concept_id)  # raises KeyError for an unknown concept
+    return rules
 
 
 def plural_forms(term: str) -> list[str]:
@@ -73,11 +103,13 @@ class TargetMatcher:
         self.nlp = nlp
         self._lower = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._exact = PhraseMatcher(nlp.vocab, attr="ORTH")
+        self._patterns = Matcher(nlp.vocab)
         self._concepts: dict[str, Concept] = {}
         self._rule_of_key: dict[str, TargetRule] = {}
         self.rules: list[TargetRule] = []
         if rules == "lexicon":
             self.add(lexicon_rules())
+            self.add(load_finding_patterns())
 
     def add(self, rules: Iterable[TargetRule]) -> None:
         lexicon = load_lexicon()
@@ -88,6 +120,9 @@ class TargetMatcher:
                 self._concepts[rule.concept_id] = lexicon.get(rule.concept_id)
             self._rule_of_key.setdefault(key, rule)
             self.rules.append(rule)
+            if rule.pattern is not None:
+                self._patterns.add(key, [list(rule.pattern)])
+                continue
             exact = rule.literal.isupper() and len(rule.literal) <= CASE_SENSITIVE_MAX_LEN
             by_matcher.setdefault((exact, key), []).append(self.nlp.make_doc(rule.literal))
         for (exact, key), patterns in by_matcher.items():
@@ -95,7 +130,8 @@ class TargetMatcher:
 
     def __call__(self, doc: Doc) -> Doc:
         by_label: dict[str, list[Span]] = {label: [] for label in LABEL_OF_KIND.values()}
-        for match_id, start, end in [*self._lower(doc), *self._exact(doc)]:
+        matches = [*self._lower(doc), *self._exact(doc), *self._patterns(doc)]
+        for match_id, start, end in matches:
             rule = self._rule_of_key[self.nlp.vocab.strings[match_id]]
             span = Span(doc, start, end, label=rule.label)
             span._.concept = self._concepts.get(rule.concept_id) if rule.concept_id else None
