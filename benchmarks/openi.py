@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--systems", default="full,rules,medspacy-context,medspacy",
                         help="comma-separated: full, rules, medspacy-context (our rules "
                              "pipeline with our ConText rules run by medspaCy's ConText), "
-                             "medspacy (medspaCy's default pipeline, our lexicon)")
+                             "medspacy (medspaCy's default pipeline, our lexicon), "
+                             "full:combined|context|model (full mode, one assertion policy)")
     parser.add_argument("--errors", type=Path, default=Path("openi_errors.tsv"),
                         help="where to write the false positives and negatives of our modes")
     parser.add_argument("--limit", type=int, default=0, help="only the first N reports")
@@ -252,6 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "medspacy": MedspacyPeer}
     names = {"full": "ours (full)", "rules": "ours (rules)",
              "medspacy-context": "rules, medspaCy ConText", "medspacy": "medspaCy default"}
+    for policy in ("combined", "context", "model"):
+        # full mode with the assertion model's merge policy named (the ablation)
+        factories[f"full:{policy}"] = functools.partial(
+            RadiologyPipeline.load, "full",
+            config={"radnlp_assertion_model": {"policy": policy}})
+        names[f"full:{policy}"] = f"full, {policy}"
     chosen = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(chosen) - set(factories)
     if unknown:
@@ -271,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table([names[k] for k in chosen],
                            [score(reports, outcomes[k], mappings, labels, assertions)
                             for k in chosen], labels, support))
-    ours = [k for k in chosen if k in ("full", "rules")] or chosen
+    ours = [k for k in chosen if k.startswith("full") or k == "rules"] or chosen
     rows = {k: error_rows(reports, outcomes[k], mappings, labels, POLICIES[PRIMARY_POLICY])
             for k in chosen}
     print("\n" + format_causes([names[k] for k in chosen], list(rows.values())))

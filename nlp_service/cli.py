@@ -157,6 +157,10 @@ def train(
     parent: Annotated[str | None, typer.Option(help="Parent version recorded with "
                                                     "--annotations (default: the active one).")]
     = None,
+    real_gold: Annotated[Path | None, typer.Option(
+        dir_okay=False, help="Real gold set: its dev split is trained on, its test split "
+                             "evaluated (skipped if absent).")]
+    = Path("annotations/gold/real.jsonl"),
 ) -> None:
     """Fine-tune the NER and assertion models (seeded) and write a versioned model folder."""
     from pipelines.models import DEFAULT_FILE, MODELS_DIR
@@ -170,7 +174,9 @@ def train(
                                 set_default=set_default)
         return
     card = train_model_version(gold_path=gold, data_dir=data_dir, out_dir=folder,
-                               version=version, config=TrainConfig(epochs=epochs, seed=seed))
+                               version=version, config=TrainConfig(epochs=epochs, seed=seed),
+                               real_gold_path=real_gold if real_gold and real_gold.is_file()
+                               else None)
     typer.echo(model_card_markdown(card))
     if set_default:
         DEFAULT_FILE.write_text(f"{folder.name if folder.parent == MODELS_DIR else folder}\n")

@@ -328,14 +328,16 @@ def silver_examples(texts: Iterable[str],
 
 def train_model_version(*, gold_path: Path, data_dir: Path | None, out_dir: Path, version: str,
                         config: TrainConfig, gold_weight: int = 3,
-                        extra_gold_paths: Sequence[Path] = ()) -> dict[str, Any]:
+                        extra_gold_paths: Sequence[Path] = (),
+                        real_gold_path: Path | None = None) -> dict[str, Any]:
     """Train both models from the gold dev split (+ every report of ``extra_gold_paths``, e.g.
-    accepted annotations, + silver CMC labels), evaluate the full pipeline against the rules on
-    the gold test split, and write a versioned model folder with its card."""
+    accepted annotations, + the dev split of the real gold set, + silver labels of the CMC and
+    Open-i dev reports), evaluate the full pipeline against the rules on the gold test splits,
+    and write a versioned model folder with its card."""
     from datetime import UTC, datetime
 
     from pipelines.batching import default_encoder_path
-    from pipelines.corpora import CMC_TEST_FILE, CMC_TRAIN_FILE, read_cmc
+    from pipelines.corpora import CMC_TEST_FILE, CMC_TRAIN_FILE, OPENI_DIR, read_cmc, read_openi
     from pipelines.evaluation import evaluate, load_gold
     from pipelines.models import CARD_JSON
     from pipelines.pipeline import RadiologyPipeline, ReportInput
@@ -350,11 +352,22 @@ def train_model_version(*, gold_path: Path, data_dir: Path | None, out_dir: Path
         gold_spans += spans
         gold_assertions += assertions
         sources.append(f"{extra.name} all splits (x{gold_weight})")
+    if real_gold_path is not None:
+        spans, assertions = gold_examples(real_gold_path, "dev", gold_weight, rules)
+        gold_spans += spans
+        gold_assertions += assertions
+        sources.append(f"{real_gold_path.name} split=dev (x{gold_weight}), real reports")
     for name in (CMC_TRAIN_FILE, CMC_TEST_FILE):
         path = data_dir / name if data_dir is not None else None
         if path is not None and path.is_file():
             silver_texts += [report.text for report in read_cmc(path)]
             sources.append(f"{name}: silver labels from the rules pipeline")
+    openi = data_dir / OPENI_DIR if data_dir is not None else None
+    if openi is not None and (openi / "reports.csv").is_file():
+        # Real adult chest radiograph prose; the text of real gold reports is not repeated.
+        held = {g.text for g in load_gold(real_gold_path)} if real_gold_path else set()
+        silver_texts += [r.text for r in read_openi(openi) if r.text.strip() and r.text not in held]
+        sources.append(f"{OPENI_DIR}: silver labels from the rules pipeline")
     silver_spans, silver_assertions = silver_examples(silver_texts, rules)
     base = default_encoder_path()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -374,12 +387,15 @@ def train_model_version(*, gold_path: Path, data_dir: Path | None, out_dir: Path
         card["training"][result.task] = asdict(result)
     (out_dir / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
 
-    test = load_gold(gold_path, split="test")
-    for label, pipeline in (("rules", rules),
-                            ("full", RadiologyPipeline.load("full", model=str(out_dir)))):
-        predictions = {r.id: r for r in pipeline.analyze_stream(
-            ReportInput(g.id, g.text) for g in test) if isinstance(r, ReportAnalysis)}
-        card["metrics"][label] = evaluate(test, predictions).as_dict()
+    full = RadiologyPipeline.load("full", model=str(out_dir))
+    tests = {"": load_gold(gold_path, split="test")}
+    if real_gold_path is not None:
+        tests["real "] = load_gold(real_gold_path, split="test")
+    for prefix, test in tests.items():
+        for label, pipeline in (("rules", rules), ("full", full)):
+            predictions = {r.id: r for r in pipeline.analyze_stream(
+                ReportInput(g.id, g.text) for g in test) if isinstance(r, ReportAnalysis)}
+            card["metrics"][prefix + label] = evaluate(test, predictions).as_dict()
     (out_dir / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
     (out_dir / "MODEL_CARD.md").write_text(model_card_markdown(card))
     return card
@@ -410,4 +426,9 @@ def model_card_markdown(card: dict[str, Any]) -> str:
                 ("assertion macro F1", lambda m: m["assertion"]["macro_f1"])]
         for name, get in rows:
             lines.append(f"| {name} | {get(metrics['rules']):.3f} | {get(metrics['full']):.3f} |")
+    if {"real rules", "real full"} <= set(metrics):
+        lines += ["", "## Real gold test split", "", "| measure | rules | full |", "|---|---|---|"]
+        for name, get in rows:
+            lines.append(f"| {name} | {get(metrics['real rules']):.3f} | "
+                         f"{get(metrics['real full']):.3f} |")
     return "\n".join(lines) + "\n"

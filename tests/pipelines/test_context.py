@@ -103,6 +103,7 @@ def test_rules_round_trip_and_reject_bad_rules():
         ("Pneumonia in the appropriate clinical setting.", "pneumonia", "possible"),
         ("Aspiration or edema are also possible.", "edema", "possible"),
         ("There may be a small pleural effusion.", "pleural effusion", "possible"),
+        ("Bandlike opacities appear to represent scarring.", "scarring", "possible"),
         # pseudo-negation and termination
         ("No change in the right pleural effusion.", "pleural effusion", "present"),
         ("No significant interval change in the left lower lobe atelectasis.", "atelectasis",
@@ -138,6 +139,8 @@ def test_real_prose_inventory(analyze, finding, text, target, expected):
         ("Bony overlap could obscure a small pulmonary nodule.", "pulmonary nodule",
          "hypothetical"),
         ("Old left rib fracture.", "rib fracture", "historical"),
+        ("A CT would help to determine if there is lymphadenopathy.", "lymphadenopathy",
+         "hypothetical"),
         ("Healed right clavicle fracture.", "clavicle fracture", "historical"),
     ],
 )
