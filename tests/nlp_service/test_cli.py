@@ -85,7 +85,8 @@ def test_train_writes_a_versioned_model_that_full_mode_loads(tmp_path):
     out = tmp_path / "model"
     default_before = (ROOT / "pipelines" / "models" / "DEFAULT").read_text()
     result = radnlp("train", "--version", "test-1", "--gold", str(gold), "--data-dir",
-                    str(tmp_path / "no-cmc"), "--out", str(out), "--epochs", "1")
+                    str(tmp_path / "no-cmc"), "--out", str(out), "--epochs", "1",
+                    "--real-gold", str(tmp_path / "no-real-gold.jsonl"))
     assert result.returncode == 0, result.stderr
     card = json.loads((out / "card.json").read_text())
     assert card["version"] == "test-1"
