@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.rules_only:
         systems["ours (full, fp32)"] = RadiologyPipeline.load("full")
         systems["ours (full, int8)"] = RadiologyPipeline.load("full", config={
-            "radnlp_transformer_ner": {"precision": "int8"}})
+            "radnlp_transformer_ner": {"precision": "int8"},
+            "radnlp_assertion_model": {"precision": "int8"}})
         for policy, label in (("context", "ConText only"), ("model", "classifier only")):
             systems[f"full, {label}"] = RadiologyPipeline.load("full", config={
                 "radnlp_assertion_model": {"policy": policy}})

@@ -3,6 +3,12 @@
 Combination policy: ConText's verdict stands unless the classifier disagrees with probability at
 least ``override_threshold``; then the classifier's verdict is used. ``policy="model"`` uses the
 classifier alone and ``policy="context"`` ConText alone (for comparison).
+
+The classifier runs through the batch engine (``pipelines/batching.py``), so its device,
+precision and token budget are the engine's settings: the encoder is the engine's model and the
+classification head (pooler + classifier of the sequence model) is the engine's head, which
+writes the sentence's class scores at every token position; the first position is read.
+The label order is the one saved with the model version.
 """
 
 from __future__ import annotations
@@ -16,7 +22,32 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from pipelines.components import BatchedComponent
-from pipelines.training import ASSERTION_LABELS, assertion_input
+from pipelines.training import assertion_input
+
+# The classifier was trained on inputs cut at 128 tokens; longer ones are read from their
+# first window.
+MAX_INPUT_TOKENS = 128
+INPUT_STRIDE = 32
+
+
+class SentenceHead(torch.nn.Module):
+    """A sequence classifier's head as a token-level head: the sentence's class scores (from the
+    pooled first token) at every position, so the batch engine can run it like a token head."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        base = model.base_model
+        pooler = getattr(base, "pooler", None)
+        classifier = getattr(model, "classifier", None)
+        if pooler is None or classifier is None:
+            raise ValueError(f"{type(model).__name__}: expected a BERT-style sequence "
+                             f"classifier with a pooler and a classifier")
+        self.pooler = pooler
+        self.classifier = classifier
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(self.pooler(hidden))
+        return logits.unsqueeze(1).expand(-1, hidden.shape[1], -1)
 
 POLICIES = ("combined", "model", "context")
 
@@ -26,7 +57,8 @@ class AssertionClassifier(BatchedComponent):
 
     def __init__(self, nlp: Language, name: str, *, model: str = "default",
                  policy: str = "combined", override_threshold: float = 0.9,
-                 batch_tokens: int = 8192) -> None:
+                 batch_tokens: int = 8192, device: str = "auto",
+                 precision: str = "auto") -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if not 0.0 <= override_threshold <= 1.0:
@@ -37,18 +69,28 @@ class AssertionClassifier(BatchedComponent):
         self.policy = policy
         self.override_threshold = override_threshold
         self.batch_tokens = batch_tokens
-        self._loaded: tuple[Any, Any] | None = None
+        self.engine_options = {"max_batch_tokens": batch_tokens, "device": device,
+                               "precision": precision, "max_length": MAX_INPUT_TOKENS,
+                               "stride": INPUT_STRIDE}
+        self._engine: Any = None
+        self.labels: tuple[str, ...] = ()
 
-    def _load(self) -> tuple[Any, Any]:
-        if self._loaded is None:
-            from pipelines.batching import default_encoder_path
+    @property
+    def engine(self) -> Any:
+        """The batch engine over the classifier, loaded on first use."""
+        if self._engine is None:
+            from pipelines.batching import BatchEngine, BatchEngineConfig, default_encoder_path
             from pipelines.models import model_dir
             from pipelines.training import load_overlay_model
 
-            model, tokenizer, _ = load_overlay_model(model_dir(self.model) / "assertion",
-                                                     default_encoder_path())
-            self._loaded = (model, tokenizer)
-        return self._loaded
+            model, tokenizer, meta = load_overlay_model(model_dir(self.model) / "assertion",
+                                                        default_encoder_path())
+            self.labels = tuple(meta["labels"])
+            self._engine = BatchEngine(
+                model.base_model, tokenizer,  # type: ignore[arg-type]
+                BatchEngineConfig(**self.engine_options),  # type: ignore[arg-type]
+                head=SentenceHead(model))
+        return self._engine
 
     def process_batch(self, docs: list[Doc]) -> list[Doc]:
         if self.policy == "context":
@@ -56,9 +98,9 @@ class AssertionClassifier(BatchedComponent):
         findings: list[Span] = [ent for doc in docs for ent in doc.ents]
         inputs = [assertion_input(ent) for ent in findings]
         for ent, probs in zip(findings, self.classify(inputs), strict=True):
-            scores = dict(zip(ASSERTION_LABELS, (float(p) for p in probs), strict=True))
+            scores = dict(zip(self.labels, (float(p) for p in probs), strict=True))
             ent._.assertion_scores = scores
-            verdict = ASSERTION_LABELS[int(np.argmax(probs))]
+            verdict = self.labels[int(np.argmax(probs))]
             context_verdict = ent._.assertion
             if self.policy == "model" or (verdict != context_verdict
                                           and scores[verdict] >= self.override_threshold):
@@ -66,28 +108,15 @@ class AssertionClassifier(BatchedComponent):
         return docs
 
     def classify(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities for each input, batched by a token budget in length order."""
-        if not texts:
-            return np.zeros((0, len(ASSERTION_LABELS)), dtype=np.float32)
-        model, tokenizer = self._load()
-        encoded = tokenizer(list(texts), truncation=True, max_length=128)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-        out = np.zeros((len(texts), len(ASSERTION_LABELS)), dtype=np.float32)
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while end < len(order) and (end - start + 1) * len(encoded[order[end]]) <= \
-                    self.batch_tokens:
-                end += 1
-            rows = order[start:end]
-            width = max(len(encoded[i]) for i in rows)
-            ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(rows):
-                ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
-                mask[r, :len(encoded[i])] = 1
-            with torch.inference_mode():
-                logits = model(input_ids=ids, attention_mask=mask).logits
-            out[rows] = torch.softmax(logits.float(), dim=-1).numpy()
-            start = end
+        """Class probabilities for each input (columns in the model's label order)."""
+        from pipelines.batching import TextError
+
+        engine = self.engine
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for row, result in enumerate(engine.run(list(texts)) if texts else ()):
+            if isinstance(result, TextError) or not len(result.vectors):
+                out[row] = 1.0 / len(self.labels)  # no verdict: ConText's stands
+                continue
+            logits = torch.from_numpy(result.vectors[0])
+            out[row] = torch.softmax(logits, dim=-1).numpy()
         return out

@@ -62,11 +62,14 @@ def make_transformer_ner(nlp: Language, name: str, model: str, min_score: float,
 
 
 @Language.factory("radnlp_assertion_model", default_config={
-    "model": "default", "policy": "combined", "override_threshold": 0.9, "batch_tokens": 8192})
+    "model": "default", "policy": "combined", "override_threshold": 0.9, "batch_tokens": 8192,
+    "device": "auto", "precision": "auto"})
 def make_assertion_model(nlp: Language, name: str, model: str, policy: str,
-                         override_threshold: float, batch_tokens: int) -> AssertionClassifier:
+                         override_threshold: float, batch_tokens: int, device: str,
+                         precision: str) -> AssertionClassifier:
     return AssertionClassifier(nlp, name, model=model, policy=policy,
-                               override_threshold=override_threshold, batch_tokens=batch_tokens)
+                               override_threshold=override_threshold, batch_tokens=batch_tokens,
+                               device=device, precision=precision)
 
 
 RULES_PIPELINE = (

@@ -10,6 +10,7 @@ finding's ``score`` is the transformer's mean probability that its tokens belong
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,6 @@ from pipelines._extensions import ANATOMY_GROUP, BODY_REGION_GROUP, MODALITY_GRO
 from pipelines.components import BatchedComponent, add_error
 from pipelines.spans import overlapping
 from pipelines.target_matcher import FINDING
-from pipelines.training import BIO_TAGS
-
-FINDING_TAGS = [i for i, tag in enumerate(BIO_TAGS) if tag.endswith(f"-{FINDING}")]
 
 
 @dataclass(frozen=True)
@@ -35,14 +33,19 @@ class PredictedSpan:
     score: float
 
 
-def decode_bio(offsets: np.ndarray, logits: np.ndarray) -> list[PredictedSpan]:
-    """Character spans from per-token BIO logits (an I- without its B- opens a span)."""
+def decode_bio(offsets: np.ndarray, logits: np.ndarray,
+               tags: Sequence[str]) -> list[PredictedSpan]:
+    """Character spans from per-token BIO logits (an I- without its B- opens a span); ``tags``
+    names the logits' columns: the label set saved with the model version."""
+    if logits.shape[-1] != len(tags):
+        raise ValueError(f"the model gives {logits.shape[-1]} scores per token but its label "
+                         f"set has {len(tags)} tags")
     probs = _softmax(logits)
-    tags = probs.argmax(axis=1)
+    best = probs.argmax(axis=1)
     spans: list[PredictedSpan] = []
     current: tuple[str, int, int, list[float]] | None = None
-    for (start, end), tag_id, row in zip(offsets, tags, probs, strict=True):
-        tag = BIO_TAGS[int(tag_id)]
+    for (start, end), tag_id, row in zip(offsets, best, probs, strict=True):
+        tag = tags[int(tag_id)]
         prefix, _, label = tag.partition("-")
         continues = (current is not None and prefix == "I" and label == current[0])
         if current is not None and not continues:
@@ -80,6 +83,7 @@ class TransformerNER(BatchedComponent):
         self.engine_options = {"max_batch_tokens": max_batch_tokens, "device": device,
                                "precision": precision}
         self._engine: Any = None
+        self.tags: tuple[str, ...] = ()
 
     @property
     def engine(self) -> Any:
@@ -90,7 +94,8 @@ class TransformerNER(BatchedComponent):
             from pipelines.training import load_overlay_model
 
             folder = model_dir(self.model) / "ner"
-            model, tokenizer, _ = load_overlay_model(folder, default_encoder_path())
+            model, tokenizer, meta = load_overlay_model(folder, default_encoder_path())
+            self.tags = tuple(meta["labels"])
             self._engine = BatchEngine(model, tokenizer,
                                        BatchEngineConfig(**self.engine_options))  # type: ignore[arg-type]
         return self._engine
@@ -103,8 +108,8 @@ class TransformerNER(BatchedComponent):
             if isinstance(result, TextError):
                 add_error(doc, f"{self.name}: {result.message}")
                 continue
-            self.merge(doc, decode_bio(result.offsets, result.vectors), _finding_probability(
-                result.offsets, result.vectors))
+            self.merge(doc, decode_bio(result.offsets, result.vectors, self.tags),
+                       _finding_probability(result.offsets, result.vectors, self.tags))
         return docs
 
     def merge(self, doc: Doc, predicted: list[PredictedSpan],
@@ -146,9 +151,11 @@ class TransformerNER(BatchedComponent):
             doc.ents = filter_spans([*doc.ents, *new_spans])
 
 
-def _finding_probability(offsets: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _finding_probability(offsets: np.ndarray, logits: np.ndarray,
+                         tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(token start offsets, probability that each token is part of a finding)."""
-    probs = _softmax(logits)[:, FINDING_TAGS].sum(axis=1)
+    finding_columns = [i for i, tag in enumerate(tags) if tag.endswith(f"-{FINDING}")]
+    probs = _softmax(logits)[:, finding_columns].sum(axis=1)
     return offsets[:, 0], probs
 
 

@@ -17,10 +17,22 @@ def logits_for(tags):
 def test_decode_bio_joins_b_and_i_and_opens_on_stray_i():
     offsets = np.array([[0, 2], [3, 8], [9, 14], [15, 17], [18, 24], [25, 29]])
     tags = ["O", "B-FINDING", "I-FINDING", "O", "I-ANATOMY", "B-FINDING"]
-    spans = decode_bio(offsets, logits_for(tags))
+    spans = decode_bio(offsets, logits_for(tags), BIO_TAGS)
     assert [(s.start_char, s.end_char, s.label) for s in spans] == [
         (3, 14, "FINDING"), (18, 24, "ANATOMY"), (25, 29, "FINDING")]
     assert all(0.99 < s.score <= 1.0 for s in spans)
+
+
+def test_decode_bio_reads_the_models_own_label_set():
+    offsets = np.array([[0, 2], [3, 8], [9, 14]])
+    own_tags = ("O", "B-FINDING", "I-FINDING")  # a model version trained on findings alone
+    logits = np.full((3, 3), -5.0, dtype=np.float32)
+    for row, column in enumerate((0, 1, 2)):
+        logits[row, column] = 5.0
+    spans = decode_bio(offsets, logits, own_tags)
+    assert [(s.start_char, s.end_char, s.label) for s in spans] == [(3, 14, "FINDING")]
+    with pytest.raises(ValueError, match="label set"):
+        decode_bio(offsets, logits, BIO_TAGS)
 
 
 def test_merge_keeps_lexicon_hits_and_adds_what_the_lexicon_lacks(rules_pipeline):
