@@ -230,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--errors", type=Path, default=Path("openi_errors.tsv"),
                         help="where to write the false positives and negatives of our modes")
     parser.add_argument("--limit", type=int, default=0, help="only the first N reports")
+    parser.add_argument("--model", default="default",
+                        help="model version of the full-mode systems (default: the active one)")
     args = parser.parse_args(argv)
     folder = args.data_dir / OPENI_DIR
     if not (folder / "reports.csv").is_file():
@@ -247,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.pipeline import RadiologyPipeline
 
     factories: dict[str, Callable[[], System]] = {
-                 "full": lambda: RadiologyPipeline.load("full"),
+                 "full": lambda: RadiologyPipeline.load("full", model=args.model),
                  "rules": lambda: RadiologyPipeline.load("rules"),
                  "medspacy-context": _medspacy_context_rules,
                  "medspacy": MedspacyPeer}
@@ -256,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for policy in ("combined", "context", "model"):
         # full mode with the assertion model's merge policy named (the ablation)
         factories[f"full:{policy}"] = functools.partial(
-            RadiologyPipeline.load, "full",
+            RadiologyPipeline.load, "full", model=args.model,
             config={"radnlp_assertion_model": {"policy": policy}})
         names[f"full:{policy}"] = f"full, {policy}"
     chosen = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -278,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table([names[k] for k in chosen],
                            [score(reports, outcomes[k], mappings, labels, assertions)
                             for k in chosen], labels, support))
+    from benchmarks.openi_mesh import format_mesh_agreement, mesh_agreement
+
+    print("\nagreement with the collection's MeSH indexing (finding/anatomy/laterality), "
+          "present or possible findings in the findings and impression")
+    print(format_mesh_agreement([names[k] for k in chosen],
+                                [mesh_agreement(reports, outcomes[k]) for k in chosen]))
     ours = [k for k in chosen if k.startswith("full") or k == "rules"] or chosen
     rows = {k: error_rows(reports, outcomes[k], mappings, labels, POLICIES[PRIMARY_POLICY])
             for k in chosen}
