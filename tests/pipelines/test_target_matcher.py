@@ -15,6 +15,7 @@ from pipelines.target_matcher import TargetRule, load_finding_patterns
         ("The cardiomediastinal silhouette is mildly enlarged.", "cardiomegaly", "present"),
         ("Heart is mild enlarged.", "cardiomegaly", "present"),
         ("Lung volumes are low.", "low lung volumes", "present"),
+        ("The thoracic aorta is mildly tortuous.", "tortuous aorta", "present"),
         ("Elevated right hemidiaphragm.", "elevated hemidiaphragm", "present"),
         ("The left hemidiaphragm is again elevated.", "elevated hemidiaphragm", "present"),
         ("Stable elevation of the right hemidiaphragm.", "elevated hemidiaphragm", "present"),
