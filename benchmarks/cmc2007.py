@@ -13,14 +13,13 @@ is not 486), so ``possible`` never yields a code. Only codes in ``CODE_MAP`` are
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import RunOutcome, System, run_system
+from benchmarks.common import RunOutcome, System, finding_concept_id, run_system
 from pipelines.corpora import CMC_TEST_FILE as TEST_FILE
 from pipelines.corpora import CMC_TRAIN_FILE as TRAIN_FILE
 from pipelines.corpora import DEFAULT_DATA_DIR, CmcReport, read_cmc
@@ -89,18 +88,8 @@ def check_code_map() -> None:
             raise ValueError(f"CODE_MAP concept {concept_id!r} is a {kind}, not a finding")
 
 
-@functools.cache
-def _finding_id_of_name() -> dict[str, str]:
-    # ReportAnalysis carries the concept's name, not its id; finding names are unique.
-    return {c.name: c.id for c in load_lexicon().of_kind("finding")}
-
-
-def _concept_id(finding: FindingOut) -> str | None:
-    return _finding_id_of_name().get(finding.concept.name) if finding.concept else None
-
-
 def _codes_of(finding: FindingOut) -> frozenset[str]:
-    concept_id = _concept_id(finding)
+    concept_id = finding_concept_id(finding)
     return CODES_OF_CONCEPT.get(concept_id, frozenset()) if concept_id else frozenset()
 
 

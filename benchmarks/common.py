@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from pipelines.pipeline import ReportInput
-from pipelines.schema import AnalysisError, ReportAnalysis
+from pipelines.schema import AnalysisError, FindingOut, ReportAnalysis
+from terminology import load_lexicon
 
 Result = ReportAnalysis | AnalysisError
 
@@ -52,3 +54,14 @@ def run_system(system: System, reports: Sequence[ReportInput], batch_size: int =
         for report, result in zip(batch, results, strict=True):
             outcome.results[report.id] = result
     return outcome
+
+
+@functools.cache
+def _finding_id_of_name() -> dict[str, str]:
+    # ReportAnalysis carries the concept's name, not its id; finding names are unique.
+    return {c.name: c.id for c in load_lexicon().of_kind("finding")}
+
+
+def finding_concept_id(finding: FindingOut) -> str | None:
+    """The lexicon id of a finding's concept (None when it has none)."""
+    return _finding_id_of_name().get(finding.concept.name) if finding.concept else None

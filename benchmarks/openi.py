@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import RunOutcome, System, run_system
+from benchmarks.common import RunOutcome, System, finding_concept_id, run_system
 from pipelines.corpora import DEFAULT_DATA_DIR, OPENI_DIR, OpenIReport, read_openi
 from pipelines.evaluation import PRF
 from pipelines.pipeline import ReportInput
@@ -65,16 +65,10 @@ def load_label_map(path: str | Path = LABEL_MAP_FILE) -> dict[str, LabelMapping]
     return mappings
 
 
-@functools.cache
-def _finding_id_of_name() -> dict[str, str]:
-    # ReportAnalysis carries the concept's name, not its id; finding names are unique.
-    return {c.name: c.id for c in load_lexicon().of_kind("finding")}
-
-
 def labels_of(finding: FindingOut, mappings: dict[str, LabelMapping]) -> set[str]:
-    if finding.concept is None:
+    concept_id = finding_concept_id(finding)
+    if concept_id is None:
         return set()
-    concept_id = _finding_id_of_name().get(finding.concept.name)
     return {m.label for m in mappings.values() if concept_id in m.concepts}
 
 

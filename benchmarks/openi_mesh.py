@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import RunOutcome, System, run_system
-from benchmarks.openi import _finding_id_of_name, counts
+from benchmarks.common import RunOutcome, System, finding_concept_id, run_system
+from benchmarks.openi import counts
 from pipelines.corpora import DEFAULT_DATA_DIR, OPENI_DIR, OpenIReport, read_openi
 from pipelines.pipeline import ReportInput
 from pipelines.schema import FindingOut, ReportAnalysis
@@ -157,10 +157,6 @@ class MeshAgreement:
     unmapped_terms: int = 0  # terms whose keys the map does not list (rare ones)
 
 
-def _concept_id(finding: FindingOut) -> str | None:
-    return None if finding.concept is None else _finding_id_of_name().get(finding.concept.name)
-
-
 def _has_region(finding: FindingOut, words: Sequence[str]) -> bool:
     if finding.anatomy is None:
         return False
@@ -185,7 +181,7 @@ def mesh_agreement(reports: Sequence[OpenIReport], outcome: RunOutcome,
             if isinstance(result, ReportAnalysis) else []
         by_concept: dict[str, list[FindingOut]] = defaultdict(list)
         for finding in findings:
-            concept_id = _concept_id(finding)
+            concept_id = finding_concept_id(finding)
             if concept_id is not None:
                 by_concept[concept_id].append(finding)
         indexed: set[str] = set()
