@@ -33,6 +33,7 @@ from typing import Literal
 from pipelines.recommendations import GUIDELINES
 from pipelines.schema import FindingOut, RecommendationOut, ReportAnalysis
 from pipelines.sections import INDICATION_SECTIONS
+from terminology.vocabulary import modality_code, modality_mentions, region_names
 
 Verdict = Literal["consistent", "inconsistent", "not_applicable", "insufficient_information"]
 Kind = Literal["pulmonary nodule", "thyroid nodule", "renal cyst", "adrenal nodule"]
@@ -145,23 +146,6 @@ NAMED_SOURCE = re.compile(
 NAMED_GUIDELINES = frozenset(name for _, name in GUIDELINES) - {"BI-RADS", "O-RADS", "LI-RADS"}
 LATER_STEP = re.compile(r"(?i)\bif (?:stable|unchanged|persistent|persists)|\bthen\b|"
                         r"\bthereafter|\bsubsequent|\bfinal follow")
-EXAM_MODALITIES: list[tuple[str, re.Pattern[str]]] = [
-    ("PT", re.compile(r"(?i)\bPET\b")),
-    ("CT", re.compile(r"(?i)\bCTA?\b|computed tomograph|\bCAT scan")),
-    ("MR", re.compile(r"(?i)\bMR[AI]?\b|magnetic resonance")),
-    ("US", re.compile(r"(?i)\bultrasound|\bsonogra|\bUS\b|\bduplex")),
-    ("MG", re.compile(r"(?i)\bmammo")),
-    ("XR", re.compile(r"(?i)\bradiograph|\bx-?ray|\bviews?\b")),
-]
-MODALITY_NAMES = {"PT": "PET/CT", "XR": "radiograph", "MG": "mammography"}
-MODALITY_CODES = {"CTA": "CT", "MRI": "MR", "MRA": "MR", "PET": "PT", "CR": "XR", "DX": "XR"}
-EXAM_REGIONS: list[tuple[str, re.Pattern[str]]] = [
-    ("chest", re.compile(r"(?i)\bchest|\bthora\w*|\blungs?\b")),
-    ("neck", re.compile(r"(?i)\bneck|\bcervical soft")),
-    ("thyroid", re.compile(r"(?i)\bthyroid")),
-    ("abdomen", re.compile(r"(?i)\babdom\w*")),
-    ("pelvis", re.compile(r"(?i)\bpelvi\w*")),
-]
 
 
 @dataclass(frozen=True)
@@ -287,8 +271,10 @@ def _verdict(guideline: str, subject: str, alternatives: list[tuple[str, _Plan]]
 
 
 def _describe_rec(rec: RecommendationOut) -> str:
-    what = ("biopsy" if BIOPSY.search(rec.text)
-            else MODALITY_NAMES.get(rec.modality or "", rec.modality) or "follow-up")
+    # The modality in the report's words ("PET/CT", "chest radiograph"), else its code.
+    named = next((m.text for m in modality_mentions(rec.text) if m.value == rec.modality),
+                 rec.modality)
+    what = "biopsy" if BIOPSY.search(rec.text) else named or "follow-up"
     if rec.interval_min_days is None:
         return f"{what} without an interval"
     return f"{what} in {_days_text(rec.interval_min_days, rec.interval_max_days)}"
@@ -398,17 +384,15 @@ class _Report:
     def exam_modality(self) -> str | None:
         """The exam's modality from the facts, else from the procedure name or exam header."""
         if self.facts.modality:
-            code = self.facts.modality.upper()
-            return MODALITY_CODES.get(code, code)
-        text = self.exam_text
-        return next((code for code, pattern in EXAM_MODALITIES if pattern.search(text)), None)
+            return modality_code(self.facts.modality) or self.facts.modality.upper()
+        return modality_code(self.exam_text)
 
     @cached_property
     def exam_regions(self) -> set[str]:
         """Body regions the exam covers ("chest/abdomen/pelvis" covers three)."""
-        if self.facts.body_region:
-            return set(self.facts.body_region.lower().split("/"))
-        return {name for name, pattern in EXAM_REGIONS if pattern.search(self.exam_text)}
+        names = [self.facts.body_region.lower()] if self.facts.body_region else region_names(
+            self.exam_text)
+        return {part for name in names for part in name.split("/")}
 
     @cached_property
     def exam_text(self) -> str:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
@@ -21,7 +21,8 @@ from nlp_service.intake.message import (
     ParsedReport,
     ResultStatus,
 )
-from terminology import load_lexicon
+from terminology.procedures import procedure_modality_region
+from terminology.vocabulary import modality_code
 
 # hl7apy ships 2.1-2.8.2; 2.1 and 2.2 lack the ORU fields we read (OBR-32 as CNN, CX.4 of PID-3).
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.8", "2.8.1", "2.8.2")
@@ -40,11 +41,13 @@ ERROR_CODE_TEXT = {
     204: "Unknown key identifier", 205: "Duplicate key identifier",
     206: "Application record locked", 207: "Application internal error",
 }
-# OBR-24 values that name radiography (DICOM CR/DX/DR, table 0074 RX) or no modality at all.
-RADIOGRAPHY_SECTIONS = frozenset({"CR", "DX", "DR", "RX"})
-GENERIC_SECTIONS = frozenset({"RAD", "XR", "IMG", "DI", "RADIOLOGY"})
-# Shorthand of RIS procedure names, expanded before lexicon matching.
-PROCEDURE_ABBREVIATIONS = {"abd": "abdomen", "pelv": "pelvis", "mammo": "mammography"}
+# OBR-24 (diagnostic service section) IDs of HL7 table 0074 that name a modality, in words the
+# vocabulary reads; DICOM codes (CT, MR, CR, DX, ...) are read as they are.
+SECTION_WORDS = {"RX": "radiograph", "DR": "radiograph", "XRC": "fluoroscopy",
+                 "NMR": "magnetic resonance", "NMS": "nuclear medicine", "RUS": "ultrasound",
+                 "VUS": "ultrasound", "OUS": "ultrasound", "CUS": "ultrasound"}
+# OBR-24 values that stand for a whole imaging department: the procedure decides first.
+DEPARTMENT_SECTIONS = frozenset({"RAD", "XR", "IMG", "DI", "RADIOLOGY"})
 _PARSED_SEGMENTS = frozenset({"MSH", "PID", "ORC", "OBR", "OBX"})
 _MESSAGE_BOUNDARIES = frozenset({"MSH", "FHS", "BHS", "BTS", "FTS"})
 _NAME_INDEX = re.compile(r"_(\d+)$")
@@ -375,12 +378,12 @@ def _report(group: _Group, seps: _Separators) -> ParsedReport:
         raise HL7MessageError(f"{where} (accession {accession}) has no report text ({detail})",
                               error_code=101, segment="OBR", segment_sequence=group.sequence)
     code, name, system = _procedure(obr, seps)
-    modality = _modality(_first(obr, 24, seps), name)
+    modality, body_region = _modality_region(_first(obr, 24, seps), code, system, name)
     return ParsedReport(
         accession=accession, text=text, result_status=status,
         placer_number=_first(obr, 2, seps) or _first(orc, 2, seps) or None,
         procedure_code=code, procedure_name=name, procedure_system=system,
-        modality=modality, body_region=_body_region(name, modality),
+        modality=modality, body_region=body_region,
         observed_at=_timestamp(_first(obr, 7, seps), f"{where}: OBR-7 (observation date/time)",
                                "OBR", group.sequence, 7),
         ordering_provider=_provider(obr, 16, seps) or _provider(orc, 12, seps),
@@ -486,74 +489,22 @@ def _birth_date(value: str) -> date | None:
     return moment.date() if moment is not None else None
 
 
-# --- modality and body region from the lexicon ---------------------------------------------
+# --- modality and body region of the exam -------------------------------------------------
 
 
-def _normalize(text: str) -> str:
-    words = re.sub(r"[^a-z0-9]+", " ", text.lower().replace("&", " and ")).split()
-    return " ".join(PROCEDURE_ABBREVIATIONS.get(word, word) for word in words)
-
-
-@functools.cache
-def _vocabulary(kind: Literal["modality", "body_region", "anatomy"]) -> dict[str, str]:
-    """Normalized lexicon surface form -> modality code or body region (as recommendations
-    report it, so a report and the recommendation it fulfils compare equal)."""
-    # Imported here: the recommendations module pulls in spaCy, which plain parsing does not need.
-    from pipelines.recommendations import region_code
-
-    lexicon = load_lexicon()
-    regions = {concept.id: concept for concept in lexicon.of_kind("body_region")}
-    forms: dict[str, str] = {}
-    for concept in lexicon.of_kind(kind):
-        surface = concept.surface_forms
-        if kind == "modality":
-            value = concept.code
-            surface = (*surface, concept.code) if concept.code else ()
-        elif kind == "body_region":
-            value = region_code(concept.name)
-        else:
-            region = regions.get(concept.region or "")
-            value = region_code(region.name) if region else None
-        for form in surface:
-            key = _normalize(form)
-            if value and key:
-                forms.setdefault(key, value)
-    return forms
-
-
-@functools.cache
-def _pattern(kind: Literal["modality", "body_region", "anatomy"]) -> re.Pattern[str]:
-    """Leftmost-longest match of the kind's surface forms on word boundaries."""
-    forms = sorted(_vocabulary(kind), key=len, reverse=True)
-    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, forms)) + r")(?![a-z0-9])")
-
-
-def _find(kind: Literal["modality", "body_region", "anatomy"], text: str | None) -> str | None:
-    if not text:
-        return None
-    normalized = _normalize(text)
-    match = _pattern(kind).search(normalized)
-    return _vocabulary(kind)[match.group(0)] if match else None
-
-
-def _modality(section: str, procedure_name: str | None) -> str | None:
-    """DICOM modality code (as the lexicon has it) from OBR-24, else from the procedure name."""
-    code = section.strip().upper()
-    exact = _vocabulary("modality").get(_normalize(code)) if code else None
-    if code in RADIOGRAPHY_SECTIONS:
-        return _vocabulary("modality").get("radiography")
-    if exact and code not in GENERIC_SECTIONS:
-        return exact
-    return _find("modality", procedure_name) or exact
-
-
-def _body_region(procedure_name: str | None, modality: str | None) -> str | None:
-    found = _find("body_region", procedure_name) or _find("anatomy", procedure_name)
-    if found:
-        return found
-    from pipelines.recommendations import MODALITY_REGIONS
-
-    return MODALITY_REGIONS.get(modality) if modality else None
+def _modality_region(section: str, code: str | None, system: str | None,
+                     name: str | None) -> tuple[str | None, str | None]:
+    """The exam's modality and body region in the vocabulary's terms (so an exam and the
+    recommendation it fulfils compare equal): from the procedure code (CPT or RadLex Playbook
+    RPID), else a modality named by OBR-24, else the procedure name; a department-wide OBR-24
+    ("RAD", "XR") counts only when nothing else names a modality."""
+    section = section.strip().upper()
+    named = modality_code(SECTION_WORDS.get(section, section)) if section else None
+    specific = named if section not in DEPARTMENT_SECTIONS else None
+    modality, region = procedure_modality_region(code, system, name, modality=specific)
+    if modality is None and named is not None:
+        modality, region = procedure_modality_region(code, system, name, modality=named)
+    return modality, region
 
 
 # --- field access on hl7apy segments -------------------------------------------------------

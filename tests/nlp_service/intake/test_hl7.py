@@ -362,7 +362,10 @@ def test_procedure_name_inference_uses_the_lexicon() -> None:
     ("DX", "CHEST 2 VIEWS", "XR"),
     ("CR", "CHEST 2 VIEWS", "XR"),
     ("XR", "CHEST 2 VIEWS", "XR"),
-    ("RAD", "CHEST 2 VIEWS", None),
+    ("RAD", "CHEST 2 VIEWS", "XR"),  # "views" are radiographs
+    ("RAD", "CHEST", None),
+    ("RX", "CHEST", "XR"),  # HL7 table 0074: radiograph
+    ("NMS", "SPECIAL PROCEDURE", "NM"),
     ("RAD", "MRI BRAIN WITHOUT CONTRAST", "MR"),
     ("MR", "SPECIAL PROCEDURE", "MR"),
     ("NM", "SPECIAL PROCEDURE", "NM"),
@@ -374,6 +377,33 @@ def test_procedure_name_inference_uses_the_lexicon() -> None:
 def test_modality_rules(section: str, procedure: str, modality: str | None) -> None:
     raw = message(MSH, PID, with_obr(o4=f"1^{procedure}^L", o24=section), obx("Text."))
     assert parse_oru(raw).reports[0].modality == modality
+
+
+@pytest.mark.parametrize(("obr4", "section", "expected"), [
+    # CPT codes (RadLex Playbook and CPT ranges: terminology/procedures.py) decide first.
+    ("71250^OUTSIDE STUDY^CPT4", "RAD", ("CT", "chest")),
+    ("70551^^C4", "", ("MR", "head")),
+    ("74177^CT A/P^CPT", "CT", ("CT", "abdomen/pelvis")),
+    ("73721^MRI JOINT LOWER EXTREMITY^CPT4", "RAD", ("MR", "lower extremity")),
+    ("77067^SCREENING^CPT4", "RAD", ("MG", "breast")),
+    ("78815^PET/CT^CPT4", "NM", ("PT", "whole body")),  # the code outranks OBR-24
+    ("70551^MRI BRAIN^CPT4", "CT", ("MR", "head")),
+    ("76536^US THYROID^CPT4", "US", ("US", "thyroid")),  # the text's finer region
+    ("71045^^CPT4", "", ("XR", "chest")),
+    # RadLex Playbook RPIDs, by prefix or under a Playbook coding system.
+    ("RPID16^CT Chest wo^RADLEX", "RAD", ("CT", "chest")),
+    ("RPID522^EXAM^RADLEX", "", ("MR", "lower extremity")),
+    ("2503^XR Chest 2V^RPID", "RAD", ("XR", "chest")),
+    # A code outside the known ranges, or a local code: the procedure text, then OBR-24.
+    ("99999^CT HEAD WITHOUT CONTRAST^CPT4", "RAD", ("CT", "head")),
+    ("71250^MRI BRAIN^L", "RAD", ("MR", "head")),
+    ("99999^SPECIAL PROCEDURE^L", "MR", ("MR", None)),
+])
+def test_exam_modality_and_region_from_the_procedure_code(
+        obr4: str, section: str, expected: tuple[str | None, str | None]) -> None:
+    raw = message(MSH, PID, with_obr(o4=obr4, o24=section), obx("Text."))
+    report = parse_oru(raw).reports[0]
+    assert (report.modality, report.body_region) == expected
 
 
 def test_accession_fallbacks() -> None:
