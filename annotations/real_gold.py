@@ -52,6 +52,7 @@ CMC_CODE_MIN_REPORTS = 10
 
 OPENI_PREFIX = "openi-"
 CMC_PREFIX = "cmc-"
+CMC_TEST_PREFIX = "cmc-test-"  # reports of cmc2007_test_nocodes.xml
 TASK_DB = "tasks.db"
 BATCH_NAME = "batch_{}.jsonl"
 CORRECTED_GLOB = "corrected_*.jsonl"
@@ -82,6 +83,9 @@ def citation(report_id: str) -> str | None:
         uid = report_id.removeprefix(OPENI_PREFIX)
         return ("Open-i Indiana University chest X-ray collection (Demner-Fushman et al., "
                 f"JAMIA 2016), openi_dev uid {uid}, via ../shared/data/openi_dev")
+    if report_id.startswith(CMC_TEST_PREFIX):
+        doc = report_id.removeprefix(CMC_TEST_PREFIX)
+        return f"CMC 2007 medical NLP challenge, cmc2007_test_nocodes.xml doc {doc}"
     if report_id.startswith(CMC_PREFIX):
         doc = report_id.removeprefix(CMC_PREFIX)
         return f"CMC 2007 medical NLP challenge, cmc2007_train.xml doc {doc}"
