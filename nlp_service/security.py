@@ -2,7 +2,9 @@
 
 A key reads ``radnlp_<key id>_<secret>``: the key id is public (lists, logs, sessions), the
 secret is 32 random bytes. Roles: ``ingest`` (HL7 over HTTP), ``ehr`` (FHIR and report reads),
-``auditor`` (follow-up audit), ``annotator`` (annotation workflow), ``admin`` (everything).
+``auditor`` (follow-up audit, read only), ``navigator`` (the follow-up audit, and acting on
+follow-ups: decisions, assignment, notes), ``annotator`` (annotation workflow), ``admin``
+(everything).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from nlp_service.storage.models import ApiKey
 
-ROLES = ("ingest", "ehr", "auditor", "annotator", "admin")
+ROLES = ("ingest", "ehr", "auditor", "navigator", "annotator", "admin")
 KEY_PREFIX = "radnlp"
 
 

@@ -168,8 +168,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(hl7.router, dependencies=roles("ingest"))
     app.include_router(reports.router, dependencies=roles(*ROLES))
     app.include_router(fhir.router, dependencies=roles("ehr", style="fhir"))
-    app.include_router(audit.router, dependencies=roles("auditor"))
-    app.include_router(dashboard.router, dependencies=roles("auditor", style="page"))
+    app.include_router(audit.router, dependencies=roles("auditor", "navigator"))
+    app.include_router(dashboard.router, dependencies=roles("auditor", "navigator",
+                                                            style="page"))
     app.include_router(annotation_routes.router, dependencies=roles("annotator"))
     app.include_router(annotate.router, dependencies=roles("annotator", style="page"))
     app.include_router(models.router, dependencies=roles("admin"))

@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session, col, func, select
 
-from annotations.active_learning import uncertainty
 from annotations.agreement import agreement_report
 from annotations.document import AnnotatedReport
 from annotations.export import read_jsonl_text, to_docbin, to_jsonl_text
@@ -20,6 +19,7 @@ from nlp_service.api.access import note_patients
 from nlp_service.api.deps import MAX_ROW_ID, EngineDep, Offset, PipelineDep, RowId, SessionDep
 from nlp_service.audit.tracking import status_at
 from nlp_service.storage.access_log import patient_ids_of_reports
+from nlp_service.storage.annotation_tasks import new_task
 from nlp_service.storage.db import session_scope
 from nlp_service.storage.models import AnnotationTask, FollowUp, Report, TaskAnnotation
 from pipelines.pipeline import RadiologyPipeline, ReportInput
@@ -60,7 +60,7 @@ class GoldSave(BaseModel):
 
 def _task_summary(task: AnnotationTask, annotations: list[TaskAnnotation]) -> dict[str, Any]:
     return {"id": task.id, "external_id": task.external_id, "report_id": task.report_id,
-            "source": task.source, "model_version": task.model_version,
+            "source": task.source, "note": task.note, "model_version": task.model_version,
             "uncertainty": task.uncertainty, "status": task.status,
             "annotators": {a.annotator: a.state for a in annotations},
             "created_at": task.created_at.isoformat()}
@@ -99,13 +99,8 @@ async def create_tasks(request: TaskCreate, pipeline: PipelineDep, engine: Engin
             if isinstance(result, AnalysisError):
                 raise HTTPException(status_code=422,
                                     detail=f"{external_id}: cannot be analysed: {result.error}")
-            document = AnnotatedReport.from_analysis(result, text, report_id=external_id)
-            task = AnnotationTask(external_id=external_id, report_id=report_id, source=source,
-                                  text=text, pre_annotation=document.to_gold_dict(),
-                                  model_version=result.model_version,
-                                  uncertainty=uncertainty(result))
-            session.add(task)
-            session.flush()
+            task = new_task(session, external_id=external_id, text=text, analysis=result,
+                            report_id=report_id, source=source)
             created.append(_task_summary(task, []))
     return JSONResponse({"created": created}, status_code=201)
 

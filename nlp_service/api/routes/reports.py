@@ -26,7 +26,7 @@ from pipelines.pipeline import ReportInput
 from pipelines.schema import AnalysisError, ReportAnalysis
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
-READERS = [Depends(require_roles("ehr", "auditor"))]
+READERS = [Depends(require_roles("ehr", "auditor", "navigator"))]
 
 
 @router.get("/reports", response_model=ReportPage, summary="List reports",

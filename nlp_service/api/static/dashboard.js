@@ -1,9 +1,11 @@
 // Follow-up audit dashboard: reads the audit API and draws KPI tiles, SVG charts, the overdue
-// worklist and the QPP measures. Plain DOM only; data is always set as text, never as HTML.
+// worklist and the QPP measures; navigators act on worklist rows (decisions with a reason,
+// assignment, notes) and everyone sees each row's history. Plain DOM only; data is always set
+// as text, never as HTML.
 "use strict";
 
 (() => {
-  const { byId, el, fetchJSON, plural } = window.radnlp;
+  const { byId, el, fetchJSON, plural, request } = window.radnlp;
   const API = "/api/v1/audit";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const PAGE_SIZE = 50;
@@ -13,10 +15,47 @@
   const COLORS = { completion: "#1d4ed8", onTime: "#047857", overdue: "#b91c1c", grid: "#d4d4d8",
                    axis: "#52525b", text: "#18181b" };
 
+  // Which follow-ups the worklist shows: the states asked for (none: every state).
+  const SHOW = {
+    overdue: { status: ["overdue"], heading: "Overdue worklist", noun: "overdue follow-up",
+               caption: "Overdue follow-up recommendations, earliest due first" },
+    open: { status: ["open"], heading: "Open follow-ups, not yet due", noun: "open follow-up",
+            caption: "Open follow-up recommendations, earliest due first" },
+    decided: { status: ["not_needed", "completed_elsewhere", "not_a_recommendation",
+                        "cancelled"],
+               heading: "Decided follow-ups", noun: "decided follow-up",
+               caption: "Follow-up recommendations someone decided on, earliest due first" },
+    all: { status: null, heading: "All follow-ups", noun: "follow-up",
+           caption: "Every follow-up recommendation, earliest due first" },
+  };
+  const DECIDED = new Set(SHOW.decided.status);
+  // What each action asks and sends; "decision" actions post a status with a reason.
+  const ACTIONS = {
+    not_needed: { button: "Not needed", title: "Mark not needed", decision: true,
+                  done: "marked not needed" },
+    completed_elsewhere: { button: "Completed elsewhere", title: "Mark completed elsewhere",
+                           decision: true, done: "marked completed elsewhere" },
+    not_a_recommendation: {
+      button: "Not a recommendation", title: "Mark not a recommendation (extraction error)",
+      decision: true, done: "marked not a recommendation",
+      hint: "It leaves the rates, and the report is queued for annotation with this "
+        + "recommendation removed, so the correction trains the next model." },
+    open: { button: "Reopen", title: "Reopen (undo the decision)", decision: true,
+            done: "reopened" },
+    assign: { button: "Assign", title: "Assign", label: "Assign to (leave empty to unassign)",
+              done: "assigned" },
+    note: { button: "Add note", title: "Add a note", label: "Note", done: "noted" },
+  };
+  const EVENT_NAMES = { created: "Created", rederived: "Re-derived", completed: "Completed",
+                        unlinked: "Completing exam unlinked", withdrawn: "Withdrawn",
+                        unassigned: "Unassigned", note: "Note" };
+
   // Responses of an older query (the date changed meanwhile) are dropped.
   let generation = 0;
   let worklistOffset = 0;
   let current = null;
+  let me = { can_act: false, tracked_kinds: [] };
+  let acting = null; // { item, action, opener } while the action dialog is open
 
   const pad = (n) => String(n).padStart(2, "0");
 
@@ -241,12 +280,55 @@
     return el("a", { href, class: "report-link", text: item.text });
   }
 
+  const words = (value) => String(value || "–").replaceAll("_", " ");
+
+  function actionButton(item, action) {
+    const spec = ACTIONS[action];
+    const button = el("button", { type: "button", class: `action action-${action}`,
+                                  "data-action": action,
+                                  "aria-label": `${spec.button}: ${item.accession}`,
+                                  text: spec.button });
+    button.addEventListener("click", () => openAction(item, action, button));
+    return button;
+  }
+
+  function historyButton(item) {
+    const button = el("button", { type: "button", class: "action action-history",
+                                  "data-action": "history", "aria-expanded": "false",
+                                  "aria-controls": `history-${item.id}`,
+                                  "aria-label": `History: ${item.accession}`, text: "History" });
+    button.addEventListener("click", () => toggleHistory(item, button));
+    return button;
+  }
+
+  // The state, kind and assignee, then the actions (navigators) and the history (everyone).
+  function statusCell(item) {
+    const buttons = [];
+    if (me.can_act) {
+      const decisions = DECIDED.has(item.status) ? ["open"]
+        : ["not_needed", "completed_elsewhere", "not_a_recommendation"];
+      for (const action of [...decisions, "assign", "note"]) {
+        buttons.push(actionButton(item, action));
+      }
+    }
+    buttons.push(historyButton(item));
+    return el("td", { class: "status" }, [
+      el("span", { class: `state state-${item.status}`, text: words(item.status) }),
+      el("span", { class: "kind", text: words(item.kind) }),
+      ...(item.assignee
+        ? [el("span", { class: "assignee", text: `Assigned to ${item.assignee}` })] : []),
+      el("div", { class: "action-group" }, buttons),
+    ]);
+  }
+
   function renderWorklist(page) {
     const asOf = parseTime(page.as_of);
     const body = byId("worklist").tBodies[0];
+    const show = SHOW[current.show];
     const rows = page.items.map((item) => {
       const dueEnd = parseTime(item.due_end);
-      const days = dueEnd ? Math.floor((asOf - dueEnd) / DAY_MS) : "";
+      const days = dueEnd && item.status === "overdue"
+        ? Math.floor((asOf - dueEnd) / DAY_MS) : "–";
       const region = [item.modality, item.body_region].filter(Boolean).join(" ");
       const verdict = el("span", { class: `verdict verdict-${item.guideline_verdict || "none"}`,
                                    text: (item.guideline_verdict || "–").replaceAll("_", " ") });
@@ -257,24 +339,29 @@
         el("td", { text: region || "–" }),
         el("td", { class: "date", text: isoDay(item.report_time) }),
         el("td", { class: "date", text: isoDay(item.due_end) }),
-        el("td", { class: "num days-overdue", text: String(days) }),
+        el("td", { class: item.status === "overdue" ? "num days-overdue" : "num",
+                   text: String(days) }),
         el("td", {}, [verdict, ...(item.guideline_reason
           ? [el("span", { class: "reason", text: item.guideline_reason })] : [])]),
         el("td", {}, [reportLink(item)]),
+        statusCell(item),
       ];
-      return el("tr", { "data-id": item.id, "data-accession": item.accession }, cells);
+      return el("tr", { "data-id": item.id, "data-accession": item.accession,
+                        "data-status": item.status }, cells);
     });
     if (!rows.length) {
       rows.push(el("tr", { class: "empty-row" }, [
-        el("td", { colspan: 9, text: "No overdue follow-ups on this date." })]));
+        el("td", { colspan: 10, text: `No ${show.noun}s on this date.` })]));
     }
     body.replaceChildren(...rows);
+    byId("worklist-heading").textContent = show.heading;
+    byId("worklist-caption").textContent = show.caption;
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.items.length;
     byId("worklist-count").textContent = page.total
-      ? plural(page.total, "overdue follow-up")
+      ? plural(page.total, show.noun)
         + (page.total > page.items.length ? ` (showing ${first}–${last})` : "")
-      : "No overdue follow-ups.";
+      : `No ${show.noun}s.`;
     byId("worklist").dataset.total = String(page.total);
     byId("worklist-prev").disabled = page.offset === 0;
     byId("worklist-next").disabled = last >= page.total;
@@ -305,7 +392,8 @@
 
   function setCsvLinks(common) {
     byId("csv-worklist").href = apiUrl(`${API}/recommendations`, {
-      ...common, status: "overdue", sort: "due_end", limit: CSV_LIMIT, format: "csv" });
+      ...common, status: SHOW[current.show].status, sort: "due_end", limit: CSV_LIMIT,
+      format: "csv" });
     byId("csv-summary").href = apiUrl(`${API}/summary`, {
       ...common, group_by: "month", format: "csv" });
     byId("csv-summary-modality").href = apiUrl(`${API}/summary`, {
@@ -341,20 +429,28 @@
 
   function worklistQuery() {
     return apiUrl(`${API}/recommendations`, {
-      as_of: current.asOf, include_conditional: current.includeConditional,
-      status: "overdue", sort: "due_end", offset: worklistOffset, limit: PAGE_SIZE });
+      as_of: current.asOf, include_conditional: current.includeConditional, kind: current.kinds,
+      status: SHOW[current.show].status, sort: "due_end", offset: worklistOffset,
+      limit: PAGE_SIZE });
   }
+
+  const kindBoxes = () => [...byId("kinds").querySelectorAll("input[name=kind]")];
+  const chosenKinds = () => kindBoxes().filter((box) => box.checked).map((box) => box.value);
 
   async function loadAll() {
     const day = byId("as-of").value || localToday();
     const includeConditional = byId("include-conditional").checked;
-    current = { day, asOf: asOfParam(day), includeConditional };
+    const show = SHOW[byId("worklist-show").value] ? byId("worklist-show").value : "overdue";
+    current = { day, asOf: asOfParam(day), includeConditional, kinds: chosenKinds(), show };
     worklistOffset = 0;
-    const common = { as_of: current.asOf, include_conditional: includeConditional };
+    const common = { as_of: current.asOf, include_conditional: includeConditional,
+                     kind: current.kinds };
     const summary = (groupBy) => getJSON(apiUrl(`${API}/summary`, { ...common,
                                                                      group_by: groupBy }));
     const params = new URLSearchParams({ as_of: day });
     if (includeConditional) params.set("include_conditional", "true");
+    for (const kind of current.kinds) params.append("kind", kind);
+    if (show !== "overdue") params.set("show", show);
     history.replaceState(null, "", `?${params}`);
     setCsvLinks(common);
     const mine = ++generation;
@@ -395,11 +491,175 @@
     }
   }
 
-  function start() {
+  // --- History and actions ----------------------------------------------------------------
+
+  function eventTitle(event) {
+    if (event.kind === "manual") {
+      return event.status === "open" ? "Reopened" : `Marked ${words(event.status)}`;
+    }
+    if (event.kind === "assigned") return `Assigned to ${event.assignee}`;
+    return EVENT_NAMES[event.kind] || words(event.kind);
+  }
+
+  function renderHistory(events) {
+    if (!events.length) return el("p", { class: "muted", text: "No events." });
+    return el("ol", { class: "history" }, events.map((event) => {
+      const when = parseTime(event.at);
+      const stamp = when ? `${when.toISOString().slice(0, 16).replace("T", " ")} UTC` : "";
+      const parts = [
+        el("time", { datetime: when ? when.toISOString() : null, text: stamp }),
+        el("span", { class: "event-title", text: eventTitle(event) }),
+        el("span", { class: "event-actor", text: `by ${event.actor}`
+          + (event.actor_key_id ? ` (key ${event.actor_key_id})` : "") }),
+      ];
+      if (event.reason) parts.push(el("span", { class: "event-reason", text: event.reason }));
+      if (event.annotation_task_id) {
+        parts.push(el("a", { class: "event-task",
+                             href: `/annotate?task=${encodeURIComponent(event.annotation_task_id)}`,
+                             text: `annotation task ${event.annotation_task_id}` }));
+      }
+      return el("li", { "data-kind": event.kind }, parts);
+    }));
+  }
+
+  async function toggleHistory(item, button) {
+    const open = byId(`history-${item.id}`);
+    if (open) {
+      open.remove();
+      button.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const cell = el("td", { colspan: 10 }, [el("p", { class: "muted", text: "Loading…" })]);
+    const row = el("tr", { id: `history-${item.id}`, class: "history-row",
+                           "aria-label": `History of ${item.accession}` }, [cell]);
+    button.closest("tr").after(row);
+    button.setAttribute("aria-expanded", "true");
+    try {
+      const detail = await getJSON(apiUrl(`${API}/recommendations/${item.id}`,
+                                          { as_of: current.asOf }));
+      cell.replaceChildren(el("h3", { class: "visually-hidden",
+                                      text: `History of ${item.accession}` }),
+                           renderHistory(detail.history));
+      row.dataset.state = "ready";
+    } catch (error) {
+      cell.replaceChildren(el("p", { class: "error", role: "alert",
+                                     text: `Could not load the history: ${error.message}` }));
+    }
+  }
+
+  function openAction(item, action, opener) {
+    const spec = ACTIONS[action];
+    acting = { item, action, opener };
+    const naming = action === "assign";
+    byId("action-title").textContent = spec.title;
+    byId("action-context").textContent = `${item.accession}: “${item.text}”`;
+    byId("action-label").textContent = spec.label || "Reason (required)";
+    byId("action-label").htmlFor = naming ? "action-name" : "action-input";
+    byId("action-input").hidden = naming;
+    byId("action-input").required = !naming;
+    byId("action-input").value = "";
+    byId("action-name").hidden = !naming;
+    byId("action-name").value = naming ? (item.assignee || "") : "";
+    byId("action-hint").textContent = spec.hint || "";
+    byId("action-hint").hidden = !spec.hint;
+    byId("action-error").hidden = true;
+    byId("action-submit").disabled = false;
+    byId("action-submit").textContent = spec.button;
+    byId("action-dialog").showModal();
+    byId(naming ? "action-name" : "action-input").focus();
+  }
+
+  function closeAction() {
+    const dialog = byId("action-dialog");
+    if (dialog.open) dialog.close();
+  }
+
+  async function submitAction(event) {
+    event.preventDefault();
+    if (!acting) return;
+    const { item, action } = acting;
+    const spec = ACTIONS[action];
+    const text = byId("action-input").value.trim();
+    const name = byId("action-name").value.trim();
+    let url;
+    let body;
+    if (spec.decision) {
+      url = `${API}/recommendations/${item.id}/decision`;
+      body = { status: action, reason: text };
+    } else if (action === "assign") {
+      url = `${API}/recommendations/${item.id}/assignment`;
+      body = { assignee: name || null };
+    } else {
+      url = `${API}/recommendations/${item.id}/notes`;
+      body = { text };
+    }
+    if (action !== "assign" && !text) {
+      byId("action-error").textContent = spec.decision ? "Give a reason." : "Write a note.";
+      byId("action-error").hidden = false;
+      byId("action-input").focus();
+      return;
+    }
+    byId("action-submit").disabled = true;
+    try {
+      const answer = await request(url, { method: "POST", body: JSON.stringify(body) });
+      acting = null;
+      closeAction();
+      let done = `${item.accession}: ${spec.done}`;
+      if (action === "assign") done = name ? `${item.accession}: assigned to ${name}`
+        : `${item.accession}: unassigned`;
+      if (answer.annotation_task_id) {
+        done += `; annotation task ${answer.annotation_task_id} queued with the correction`;
+      }
+      await loadAll();
+      byId("action-status").textContent = `${done}.`;
+      byId("worklist-heading").focus();
+    } catch (error) {
+      byId("action-error").textContent = `Not saved: ${error.message}`;
+      byId("action-error").hidden = false;
+      byId("action-submit").disabled = false;
+    }
+  }
+
+  async function loadMe() {
+    try {
+      me = await getJSON(`${API}/me`);
+    } catch (error) {
+      showError(error);
+      return;
+    }
+    if (me.name) {
+      byId("who").textContent = `Signed in as ${me.name} (${me.roles.join(", ")})`;
+      byId("who").hidden = false;
+    }
+    byId("dashboard").dataset.canAct = String(me.can_act);
+  }
+
+  async function start() {
     const query = new URLSearchParams(location.search);
     const wanted = query.get("as_of");
     byId("as-of").value = wanted && /^\d{4}-\d{2}-\d{2}$/.test(wanted) ? wanted : localToday();
     byId("include-conditional").checked = query.get("include_conditional") === "true";
+    byId("worklist-show").value = SHOW[query.get("show")] ? query.get("show") : "overdue";
+    await loadMe();
+    const kinds = query.getAll("kind");
+    const checked = new Set(kinds.length ? kinds : me.tracked_kinds);
+    for (const box of kindBoxes()) box.checked = checked.has(box.value);
+    if (!chosenKinds().length) for (const box of kindBoxes()) box.checked = true;
+    for (const box of kindBoxes()) {
+      box.addEventListener("change", () => {
+        // At least one kind: an empty choice would mean the rules' default, not "none".
+        if (!chosenKinds().length) box.checked = true;
+        loadAll();
+      });
+    }
+    byId("worklist-show").addEventListener("change", loadAll);
+    byId("action-form").addEventListener("submit", submitAction);
+    byId("action-cancel").addEventListener("click", closeAction);
+    byId("action-dialog").addEventListener("close", () => {
+      const opener = acting && acting.opener;
+      acting = null;
+      if (opener && opener.isConnected) opener.focus();
+    });
     byId("as-of").addEventListener("change", () => { if (byId("as-of").value) loadAll(); });
     byId("include-conditional").addEventListener("change", loadAll);
     byId("today").addEventListener("click", () => { byId("as-of").value = localToday(); loadAll(); });
