@@ -24,6 +24,9 @@ class GoldSpan:
 
 @dataclass(frozen=True)
 class GoldRecommendation:
+    """An annotated recommendation (``annotations/gold/GUIDELINES.md``); files of the older
+    form give ``modality`` only, read as the single acceptable modality of an imaging one."""
+
     start: int
     end: int
     modality: str | None
@@ -31,6 +34,26 @@ class GoldRecommendation:
     interval_min_days: int | None
     interval_max_days: int | None
     conditional: bool
+    kind: str = "imaging"
+    modalities: tuple[str, ...] = ()
+    short_interval: bool = False
+    next_step: tuple[tuple[str, ...], int | None, int | None] | None = None
+    finding: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GoldRecommendation:
+        modalities = tuple(data.get("modalities")
+                           or ([data["modality"]] if data.get("modality") else []))
+        step = data.get("next_step")
+        return cls(
+            data["start"], data["end"], modalities[0] if modalities else None,
+            data.get("body_region"), data.get("interval_min_days"),
+            data.get("interval_max_days"), bool(data.get("conditional")),
+            kind=data.get("kind", "imaging"), modalities=modalities,
+            short_interval=bool(data.get("short_interval")),
+            next_step=(tuple(step.get("modalities", ())), step.get("interval_min_days"),
+                       step.get("interval_max_days")) if step else None,
+            finding=data.get("finding"))
 
 
 @dataclass(frozen=True)
@@ -60,10 +83,8 @@ def load_gold(path: str | Path, split: str | None = None) -> list[GoldReport]:
             id=data["id"], text=text, split=data.get("split"),
             spans=tuple(GoldSpan(s["start"], s["end"], s["label"], s.get("assertion"))
                         for s in data.get("spans", [])),
-            recommendations=tuple(GoldRecommendation(
-                r["start"], r["end"], r.get("modality"), r.get("body_region"),
-                r.get("interval_min_days"), r.get("interval_max_days"),
-                bool(r.get("conditional"))) for r in data.get("recommendations", [])),
+            recommendations=tuple(GoldRecommendation.from_dict(r)
+                                  for r in data.get("recommendations", [])),
         ))
     return reports
 
@@ -185,7 +206,7 @@ class EvaluationResult:
         }
 
 
-REC_ATTRIBUTES = ("modality", "body_region", "interval", "conditional")
+REC_ATTRIBUTES = ("kind", "modality", "body_region", "interval", "conditional")
 
 
 def evaluate(gold: Iterable[GoldReport],
@@ -247,7 +268,9 @@ def _score_recommendations(result: EvaluationResult, report: GoldReport,
     for g, p in match_overlapping(report.recommendations, predicted):
         gold_rec, pred = report.recommendations[g], predicted[p]
         result.recommendations_matched += 1
-        result.recommendation_attributes["modality"] += gold_rec.modality == pred.modality
+        result.recommendation_attributes["kind"] += gold_rec.kind == pred.kind
+        result.recommendation_attributes["modality"] += (
+            set(gold_rec.modalities) == set(pred.modalities))
         result.recommendation_attributes["body_region"] += gold_rec.body_region == pred.body_region
         result.recommendation_attributes["interval"] += (
             (gold_rec.interval_min_days, gold_rec.interval_max_days)

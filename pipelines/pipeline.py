@@ -21,6 +21,7 @@ from pipelines.schema import (
     FindingOut,
     Measurement,
     RecommendationOut,
+    RecommendationStep,
     ReportAnalysis,
     Section,
 )
@@ -187,11 +188,16 @@ def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAn
     for span in doc.spans.get(RECOMMENDATION_GROUP, []):
         info = span._.recommendation
         finding = info.finding
+        step = info.next_step
         recommendations.append(RecommendationOut(
-            text=span.text, start=span.start_char, end=span.end_char, modality=info.modality,
+            text=span.text, start=span.start_char, end=span.end_char, kind=info.kind,
+            modality=info.modality, modalities=info.modalities,
             body_region=info.body_region, interval_min_days=info.interval_min_days,
-            interval_max_days=info.interval_max_days, conditional=info.conditional,
-            guideline=info.guideline,
+            interval_max_days=info.interval_max_days, short_interval=info.short_interval,
+            conditional=info.conditional, guideline=info.guideline,
+            next_step=RecommendationStep(
+                modalities=step.modalities, interval_min_days=step.interval_min_days,
+                interval_max_days=step.interval_max_days) if step is not None else None,
             finding_index=index_of.get((finding.start, finding.end)) if finding is not None
             else None,
         ))

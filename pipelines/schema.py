@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 Assertion = Literal["present", "absent", "possible"]
 Laterality = Literal["left", "right", "bilateral"]
 Change = Literal["new", "stable", "increased", "decreased", "resolved"]
+RecommendationKind = Literal["imaging", "clinical_correlation", "comparison_with_prior",
+                             "consultation", "communication"]
 
 
 class _Model(BaseModel):
@@ -70,17 +72,42 @@ class FindingOut(_Model):
     score: float = 1.0
 
 
+class RecommendationStep(_Model):
+    """The later step of a sequence ("CT in 6-12 months, then at 18-24 months")."""
+
+    modalities: list[str] = Field(default_factory=list)
+    interval_min_days: int | None = Field(default=None, ge=0)
+    interval_max_days: int | None = Field(default=None, ge=0)
+
+
 class RecommendationOut(_Model):
+    """A requested action. ``modalities`` are the acceptable alternatives ("CT or MRI"), any
+    of which fulfils it; ``modality`` is the first (kept for 1.0 readers)."""
+
     text: str
     start: int = Field(ge=0)
     end: int = Field(ge=0)
+    kind: RecommendationKind = "imaging"
     modality: str | None = None
+    modalities: list[str] = Field(default_factory=list)
     body_region: str | None = None
     interval_min_days: int | None = None
     interval_max_days: int | None = None
+    short_interval: bool = False
     conditional: bool = False
+    next_step: RecommendationStep | None = None
     guideline: str | None = None
     finding_index: int | None = None
+
+    @model_validator(mode="after")
+    def _modality_is_first_alternative(self) -> RecommendationOut:
+        if self.modalities and self.modality is None:
+            self.modality = self.modalities[0]
+        elif self.modality and not self.modalities:
+            self.modalities = [self.modality]
+        if self.modalities and self.modality != self.modalities[0]:
+            raise ValueError("modality must be the first of modalities")
+        return self
 
 
 class ReportAnalysis(_Model):

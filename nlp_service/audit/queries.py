@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from nlp_service.audit.rules import KINDS, default_rules
 from nlp_service.audit.tracking import STATUSES, status_at
 from nlp_service.storage.models import FollowUp, MeasureResult
 
@@ -23,7 +24,8 @@ SORTS = {"due_end": col(FollowUp.due_end), "report_time": col(FollowUp.report_ti
          "id": col(FollowUp.id)}
 COMPLETED = ("completed_on_time", "completed_late", "completed_elsewhere")
 # Rates count follow-ups that are done or past due; open ones (not yet due) and those
-# decided not needed, cancelled or withdrawn are left out.
+# decided not needed, cancelled, not a recommendation (an extraction error) or withdrawn are
+# left out.
 DUE = (*COMPLETED, "overdue")
 MEASURES = {
     "364": ("Follow-up CT imaging for incidentally detected pulmonary nodules according to "
@@ -33,9 +35,15 @@ MEASURES = {
 }
 
 
+def tracked_kinds() -> tuple[str, ...]:
+    """The recommendation kinds a query covers unless it names others (the rules')."""
+    return default_rules().tracked_kinds
+
+
 @dataclass(frozen=True)
 class AuditFilters:
-    """Which follow-ups a query covers (``None`` means any)."""
+    """Which follow-ups a query covers (``None`` means any; ``kinds`` defaults to the kinds
+    the follow-up rules track)."""
 
     status: tuple[str, ...] | None = None
     report_from: datetime | None = None
@@ -47,12 +55,17 @@ class AuditFilters:
     radiologist: str | None = None
     guideline_verdict: str | None = None
     include_conditional: bool = True
+    kinds: tuple[str, ...] | None = field(default_factory=tracked_kinds)
 
     def __post_init__(self) -> None:
         unknown = set(self.status or ()) - set(STATUSES)
         if unknown:
             raise ValueError(f"unknown status {', '.join(sorted(unknown))}; "
                              f"one of {', '.join(STATUSES)}")
+        unknown = set(self.kinds or ()) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown kind {', '.join(sorted(unknown))}; "
+                             f"one of {', '.join(KINDS)}")
 
 
 def _filtered(filters: AuditFilters, as_of: datetime, status: Any) -> Any:
@@ -71,6 +84,8 @@ def _filtered(filters: AuditFilters, as_of: datetime, status: Any) -> Any:
         query = query.where(col(FollowUp.report_time) <= filters.report_to)
     if not filters.include_conditional:
         query = query.where(col(FollowUp.conditional).is_(False))
+    if filters.kinds is not None:
+        query = query.where(col(FollowUp.kind).in_(filters.kinds))
     if filters.status:
         query = query.where(status.in_(filters.status))
     return query
@@ -209,11 +224,11 @@ def measure(session: Session, number: str, *, report_from: datetime | None = Non
                           len(excluded), numerator, denominator, excluded)
 
 
-FOLLOW_UP_COLUMNS = ("id", "status", "accession", "patient_mrn", "report_time", "modality",
-                     "body_region", "finding", "conditional", "due_start", "due_end",
+FOLLOW_UP_COLUMNS = ("id", "status", "accession", "patient_mrn", "report_time", "kind",
+                     "modality", "body_region", "finding", "conditional", "due_start", "due_end",
                      "default_window", "completed_at", "completed_by_report_id",
                      "ordering_provider", "radiologist", "guideline", "guideline_verdict",
-                     "guideline_reason", "text")
+                     "guideline_reason", "assignee", "text")
 
 
 def follow_up_row(follow_up: FollowUp, status: str) -> dict[str, Any]:

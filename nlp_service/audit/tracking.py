@@ -4,8 +4,11 @@ event. A follow-up's state at a date is derived in SQL (``status_at``), so any "
 gives the same answer whenever it is asked.
 
 States: ``open``, ``overdue`` (past the window, not done), ``completed_on_time``,
-``completed_late``, the decisions ``not_needed``, ``completed_elsewhere`` and ``cancelled``,
-and ``withdrawn`` (the recommendation left its report through a correction or cancellation).
+``completed_late``, the decisions ``not_needed``, ``completed_elsewhere``, ``cancelled`` and
+``not_a_recommendation`` (an extraction error: the sentence asks for nothing; it also queues
+the report for annotation with the correction), and ``withdrawn`` (the recommendation left its
+report through a correction or cancellation). People also assign follow-ups and add notes;
+each of these actions is an event too.
 
 ``FollowUpTracker`` does this bookkeeping for a batch of reports: what it reads (the batch's
 follow-ups, its patients' open follow-ups and later exams) it reads once for the batch and then
@@ -30,24 +33,37 @@ from nlp_service.audit.guidelines import (
     evaluate_measures,
 )
 from nlp_service.audit.guidelines import MeasureResult as MeasureOutcome
-from nlp_service.audit.rules import FollowUpRules, default_rules
+from nlp_service.audit.rules import (
+    FollowUpRules,
+    concerned_finding,
+    default_rules,
+    finding_name,
+    recommendation_due_window,
+)
+from nlp_service.storage.annotation_tasks import new_task, pre_annotation
 from nlp_service.storage.fhir_store import FhirWriter
 from nlp_service.storage.models import (
+    AnnotationTask,
     FollowUp,
     FollowUpEvent,
     MeasureResult,
     Recommendation,
     Report,
+    TaskAnnotation,
     is_current,
 )
 from pipelines.schema import ReportAnalysis
 
-DECISIONS = ("not_needed", "completed_elsewhere", "cancelled")
+NOT_A_RECOMMENDATION = "not_a_recommendation"
+DECISIONS = ("not_needed", "completed_elsewhere", "cancelled", NOT_A_RECOMMENDATION)
 STATUSES = ("open", "overdue", "completed_on_time", "completed_late", *DECISIONS, "withdrawn")
 SYSTEM = "system"
 # How the FHIR ServiceRequest of a recommendation follows its tracking.
 REQUEST_STATUS = {"completed": "completed", "completed_elsewhere": "completed",
-                  "not_needed": "revoked", "cancelled": "revoked"}
+                  "not_needed": "revoked", "cancelled": "revoked",
+                  NOT_A_RECOMMENDATION: "revoked"}
+# Where a task made for a follow-up marked "not a recommendation" says it came from.
+CORRECTION_SOURCE = "follow_up"
 EXAM_STATUSES = ("F", "C")  # the result statuses of an exam that can complete a follow-up
 PatientKey = tuple[str, str | None]  # MRN and its assigning authority
 
@@ -77,10 +93,14 @@ def status_at(as_of: datetime) -> Any:
 
 
 def _event(session: Session, follow_up: FollowUp, at: datetime, kind: str, reason: str, *,
-           actor: str = SYSTEM, status: str | None = None) -> None:
+           actor: str = SYSTEM, status: str | None = None, actor_key_id: str | None = None,
+           assignee: str | None = None, annotation_task_id: int | None = None) -> FollowUpEvent:
     assert follow_up.id is not None
-    session.add(FollowUpEvent(follow_up_id=follow_up.id, at=at, actor=actor, kind=kind,
-                              status=status, reason=reason))
+    event = FollowUpEvent(follow_up_id=follow_up.id, at=at, actor=actor, kind=kind,
+                          status=status, reason=reason, actor_key_id=actor_key_id,
+                          assignee=assignee, annotation_task_id=annotation_task_id)
+    session.add(event)
+    return event
 
 
 def report_time(report: Report) -> datetime:
@@ -274,18 +294,16 @@ class FollowUpTracker:
                 follow_up: FollowUp | None, verdict: GuidelineVerdict) -> None:
         assert report.id is not None and rec.id is not None
         start = report_time(report)
-        finding = (analysis.findings[rec.finding_index] if rec.finding_index is not None
-                   else None)
-        finding_name = (finding.concept.name if finding and finding.concept
-                        else finding.text.lower() if finding else None)
-        due_start, due_end, default = self.rules.due_window(
-            start, rec.modality, finding_name, rec.interval_min_days, rec.interval_max_days)
+        stated = analysis.recommendations[rec.index]
+        window = recommendation_due_window(start, stated, analysis.findings, self.rules)
+        due_start, due_end, default = window.start, window.end, window.default
         values: dict[str, Any] = dict(
             recommendation_id=rec.id, source_report_id=report.id,
             patient_mrn=report.patient_mrn, mrn_authority=report.mrn_authority,
-            report_time=start, modality=rec.modality,
+            report_time=start, kind=stated.kind, modality=stated.modality,
+            modalities=list(stated.modalities),
             body_region=rec.body_region or report.body_region,
-            finding=finding_name,
+            finding=finding_name(concerned_finding(stated, analysis.findings)),
             text=rec.text, start=rec.start, end=rec.end, conditional=rec.conditional,
             due_start=due_start, due_end=due_end,
             late_after=due_end + timedelta(days=self.rules.grace_days),
@@ -392,24 +410,100 @@ def _mrns(patients: Iterable[PatientKey]) -> list[str]:
 
 
 def _satisfies(rules: FollowUpRules, follow_up: FollowUp, exam: Report) -> bool:
-    return (rules.modality_satisfied(follow_up.modality, exam.modality)
+    return (rules.modality_satisfied(follow_up.modalities or follow_up.modality, exam.modality)
             and rules.region_satisfied(follow_up.body_region, exam.body_region))
 
 
+def _check_actor(actor: str) -> None:
+    if not actor.strip():
+        raise ValueError("who acted is required")
+
+
 def set_decision(session: Session, fhir: FhirWriter, follow_up: FollowUp, status: str, *,
-                 actor: str, reason: str, at: datetime) -> None:
-    """Record a person's decision (one of ``DECISIONS``, or "open" to undo one)."""
+                 actor: str, reason: str, at: datetime,
+                 actor_key_id: str | None = None) -> FollowUpEvent:
+    """Record a person's decision (one of ``DECISIONS``, or "open" to undo one) as a "manual"
+    event. ``actor`` is who decided (an API key's name, with its ``actor_key_id``).
+
+    ``not_a_recommendation`` (an extraction error) also queues the report for annotation with
+    the correction pre-filled (``correction_task``); the event names the task. Undoing it
+    keeps the task: the annotators' work is never thrown away."""
     if status not in (*DECISIONS, "open"):
         raise ValueError(f"status must be one of {', '.join((*DECISIONS, 'open'))}")
     if not reason.strip():
         raise ValueError("a reason is required")
-    if not actor.strip():
-        raise ValueError("who made the decision is required")
+    _check_actor(actor)
+    previous = follow_up.manual_status
     follow_up.manual_status = None if status == "open" else status
     follow_up.manual_at = at
     session.add(follow_up)
-    _event(session, follow_up, at, "manual", reason, actor=actor, status=status)
+    task = None
+    if status == NOT_A_RECOMMENDATION and previous != NOT_A_RECOMMENDATION:
+        who = f"{actor} (key {actor_key_id})" if actor_key_id else actor
+        task = correction_task(session, follow_up, note=(
+            f"not a recommendation (extraction error): follow-up {follow_up.id}, "
+            f"{follow_up.text!r} at {follow_up.start}-{follow_up.end}; by {who} on "
+            f"{at:%Y-%m-%d %H:%M} UTC; reason: {reason}"))
+    event = _event(session, follow_up, at, "manual", reason, actor=actor, status=status,
+                   actor_key_id=actor_key_id,
+                   annotation_task_id=task.id if task is not None else None)
     _sync_request(fhir, follow_up)
+    return event
+
+
+def assign(session: Session, follow_up: FollowUp, assignee: str | None, *, actor: str,
+           at: datetime, note: str = "", actor_key_id: str | None = None) -> FollowUpEvent:
+    """Give the follow-up to ``assignee`` (None or blank: take it from whoever has it), as an
+    "assigned" or "unassigned" event."""
+    _check_actor(actor)
+    name = (assignee or "").strip() or None
+    follow_up.assignee = name
+    session.add(follow_up)
+    if name is None:
+        return _event(session, follow_up, at, "unassigned", note.strip() or "unassigned",
+                      actor=actor, actor_key_id=actor_key_id)
+    return _event(session, follow_up, at, "assigned", note.strip() or f"assigned to {name}",
+                  actor=actor, actor_key_id=actor_key_id, assignee=name)
+
+
+def add_note(session: Session, follow_up: FollowUp, text: str, *, actor: str, at: datetime,
+             actor_key_id: str | None = None) -> FollowUpEvent:
+    """A note on the follow-up (a "note" event; the note is its reason)."""
+    if not text.strip():
+        raise ValueError("a note needs text")
+    _check_actor(actor)
+    return _event(session, follow_up, at, "note", text.strip(), actor=actor,
+                  actor_key_id=actor_key_id)
+
+
+def correction_task(session: Session, follow_up: FollowUp, *, note: str) -> AnnotationTask:
+    """The annotation task correcting an extraction error: the follow-up's report version,
+    pre-annotated from its stored analysis without the recommendations people marked "not a
+    recommendation" (this one and any other of the report's). A task already made this way
+    for the report that no annotator has touched yet is updated rather than doubled."""
+    report = session.get(Report, follow_up.source_report_id)
+    assert report is not None
+    wrong = {(follow_up.start, follow_up.end)} | set(session.exec(
+        select(FollowUp.start, FollowUp.end).where(
+            FollowUp.source_report_id == report.id, FollowUp.id != follow_up.id,
+            FollowUp.manual_status == NOT_A_RECOMMENDATION)).all())
+    analysis = ReportAnalysis.model_validate(report.analysis)
+    corrected = analysis.model_copy(update={"recommendations": [
+        rec for rec in analysis.recommendations if (rec.start, rec.end) not in wrong]})
+    untouched = session.exec(select(AnnotationTask).where(
+        AnnotationTask.report_id == report.id, AnnotationTask.source == CORRECTION_SOURCE,
+        AnnotationTask.status == "open",
+        col(AnnotationTask.id).not_in(select(TaskAnnotation.task_id)))
+        .order_by(col(AnnotationTask.id).desc())).first()
+    if untouched is None:
+        return new_task(session, external_id=report.accession, text=report.text,
+                        analysis=corrected, report_id=report.id, source=CORRECTION_SOURCE,
+                        note=note)
+    untouched.pre_annotation = pre_annotation(corrected, report.text,
+                                              external_id=report.accession)
+    untouched.note = f"{untouched.note}\n{note}" if untouched.note else note
+    session.add(untouched)
+    return untouched
 
 
 def _sync_request(fhir: FhirWriter, follow_up: FollowUp) -> None:

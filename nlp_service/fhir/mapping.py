@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +23,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from nlp_service.audit.rules import stated_window_days
+from nlp_service.audit.rules import recommendation_due_window
 from nlp_service.intake.message import ParsedReport
 from pipelines.schema import (
     Assertion,
@@ -31,10 +31,13 @@ from pipelines.schema import (
     FindingOut,
     Measurement,
     RecommendationOut,
+    RecommendationStep,
     ReportAnalysis,
 )
 from pipelines.sections import load_section_rules
+from terminology import vocabulary
 from terminology.lexicon import Concept, load_lexicon
+from terminology.procedures import CPT_SYSTEMS
 
 Resource = dict[str, Any]
 
@@ -62,12 +65,21 @@ EXT_CHANGE = EXTENSION_BASE + "change"
 EXT_SOURCE = EXTENSION_BASE + "source"
 EXT_SCORE = EXTENSION_BASE + "score"
 EXT_CONDITIONAL = EXTENSION_BASE + "conditional"
+# The due window is the rules' default (no interval was stated in the report).
+EXT_DEFAULT_WINDOW = EXTENSION_BASE + "default-due-window"
 EXT_GUIDELINE = EXTENSION_BASE + "guideline"
+EXT_RECOMMENDATION_KIND = EXTENSION_BASE + "recommendation-kind"
+EXT_NEXT_STEP = EXTENSION_BASE + "next-step"
+KIND_NAMES = {"imaging": "Imaging", "clinical_correlation": "Clinical correlation",
+              "comparison_with_prior": "Comparison with prior studies",
+              "consultation": "Consultation or tissue sampling",
+              "communication": "Communication of findings"}
 
-CPT_SYSTEM_NAMES = frozenset({"CPT", "CPT4", "C4"})
-# DICOM Modality (0008,0060) defined terms the lexicon uses. "XR" is the lexicon's umbrella for
-# CR and DX, not a DICOM code, so it stays text.
-DICOM_MODALITY_CODES = frozenset({"CT", "MR", "US", "MG", "NM", "PT", "RF", "XA"})
+CPT_SYSTEM_NAMES = CPT_SYSTEMS
+# DICOM Modality (0008,0060) defined terms among the vocabulary's codes. "XR" is the
+# vocabulary's umbrella for CR and DX, not a DICOM code, so it stays text.
+DICOM_MODALITY_CODES = frozenset(
+    code for code in vocabulary.DICOM_MODALITY_CODES if vocabulary.is_dicom_code(code))
 
 REPORT_STATUS = {"P": "preliminary", "F": "final", "C": "corrected", "X": "entered-in-error"}
 OBSERVATION_STATUS = {"P": "preliminary", "F": "final", "C": "amended", "X": "entered-in-error"}
@@ -486,15 +498,19 @@ def _recommendation(context: _Context, index: int, recommendation: Recommendatio
         _text_span(recommendation.start, recommendation.end, recommendation.text, section),
         {"url": EXT_CONDITIONAL, "valueBoolean": recommendation.conditional},
     ]
+    extensions.append({"url": EXT_RECOMMENDATION_KIND, "valueCode": recommendation.kind})
     if recommendation.guideline:
         extensions.append({"url": EXT_GUIDELINE, "valueString": recommendation.guideline})
+    if recommendation.next_step is not None:
+        extensions.append(_next_step(recommendation.next_step))
     request: Resource = {
         "resourceType": "ServiceRequest", "id": f"{context.rid}-r{index}",
         "extension": extensions,
         "identifier": [{"system": f"{context.identifier_system}/recommendation",
                         "value": f"{report.accession}-r{index}"}],
         "status": ENTERED_IN_ERROR if report.result_status == "X" else "draft",
-        "intent": "proposal", "category": [IMAGING_REQUEST_CATEGORY], "priority": "routine",
+        "intent": "proposal", "category": [_request_category(recommendation.kind)],
+        "priority": "routine",
         "code": _requested_procedure(recommendation),
         "subject": context.patient_reference,
         "supportingInfo": [{"reference": f"DiagnosticReport/{context.rid}"}],
@@ -502,9 +518,13 @@ def _recommendation(context: _Context, index: int, recommendation: Recommendatio
     }
     if context.observed_at:
         request["authoredOn"] = context.observed_at
-    start, end = due_window(report.observed_at, recommendation)
-    if start is not None and end is not None:
-        request["occurrencePeriod"] = {"start": fhir_datetime(start), "end": fhir_datetime(end)}
+    if report.observed_at is not None:
+        window = recommendation_due_window(report.observed_at, recommendation,
+                                           context.analysis.findings)
+        request["occurrencePeriod"] = {"start": fhir_datetime(window.start),
+                                       "end": fhir_datetime(window.end)}
+        if window.default:
+            extensions.append({"url": EXT_DEFAULT_WINDOW, "valueBoolean": True})
     region = _body_region(recommendation.body_region)
     if region:
         request["bodySite"] = [region]
@@ -515,40 +535,48 @@ def _recommendation(context: _Context, index: int, recommendation: Recommendatio
 
 
 def _requested_procedure(recommendation: RecommendationOut) -> Resource:
-    """Modality (a DICOM coding when it is a DICOM code) and body region, e.g. "CT chest"."""
-    modality = recommendation.modality
-    text = " ".join(part for part in (modality, recommendation.body_region) if part)
-    codings = [{"system": DICOM_SYSTEM, "code": modality}] if (
-        modality in DICOM_MODALITY_CODES) else []
+    """What is asked for: for imaging, the acceptable modalities (one DICOM coding each) and
+    body region, e.g. "CT or MR abdomen"; for the other kinds their name ("clinical
+    correlation").
+
+    Alternatives ("CT or MRI") are one request, so one ServiceRequest whose code carries a
+    coding per acceptable modality: it has one status, one due window and is closed by an
+    exam of any of them. A requisition group would mean every member is wanted."""
+    if recommendation.kind not in ("imaging", "consultation"):
+        return {"text": KIND_NAMES[recommendation.kind]}
+    modalities = recommendation.modalities
+    text = " ".join(part for part in (" or ".join(modalities), recommendation.body_region)
+                    if part)
+    codings = [{"system": DICOM_SYSTEM, "code": code} for code in modalities
+               if code in DICOM_MODALITY_CODES]
+    if recommendation.kind == "consultation":
+        text = " ".join(part for part in (text, "guided", KIND_NAMES["consultation"]) if part
+                        ) if modalities else KIND_NAMES["consultation"]
+        codings = []  # the modality guides the procedure; it is not what is requested
     return _codeable(text or recommendation.text, codings)
 
 
-@functools.cache
-def _body_regions() -> dict[str, Concept]:
-    """Lexicon body regions by lowercased id, name and synonym."""
-    regions: dict[str, Concept] = {}
-    for concept in load_lexicon().of_kind("body_region"):
-        for key in (concept.id, *concept.surface_forms):
-            regions.setdefault(key.lower(), concept)
-    return regions
+def _request_category(kind: str) -> Resource:
+    return IMAGING_REQUEST_CATEGORY if kind == "imaging" else {"text": KIND_NAMES[kind]}
+
+
+def _next_step(step: RecommendationStep) -> Resource:
+    """The later step of a sequence ("then CT at 18-24 months")."""
+    parts: list[Resource] = [{"url": "modality", "valueCoding": {"system": DICOM_SYSTEM,
+                                                                  "code": code}}
+                             for code in step.modalities if code in DICOM_MODALITY_CODES]
+    if step.interval_min_days is not None:
+        parts.append({"url": "intervalMinDays", "valueInteger": step.interval_min_days})
+    if step.interval_max_days is not None:
+        parts.append({"url": "intervalMaxDays", "valueInteger": step.interval_max_days})
+    return {"url": EXT_NEXT_STEP, "extension": parts}
 
 
 def _body_region(region: str | None) -> Resource | None:
     if not region:
         return None
-    concept = _body_regions().get(region.lower())
+    concept = vocabulary.region_concept(region)
     return _codeable(region, _concept_codings(concept) if concept is not None else [])
-
-
-def due_window(observed_at: datetime | None, recommendation: RecommendationOut,
-               ) -> tuple[datetime | None, datetime | None]:
-    """(start, end) of a recommendation's stated due window from the report time; (None,
-    None) without a stated interval or a report time."""
-    stated = stated_window_days(recommendation.interval_min_days,
-                                recommendation.interval_max_days)
-    if observed_at is None or stated is None:
-        return None, None
-    return observed_at + timedelta(days=stated[0]), observed_at + timedelta(days=stated[1])
 
 
 def _reason(context: _Context, recommendation: RecommendationOut) -> Resource:

@@ -155,13 +155,18 @@ class Recommendation(SQLModel, table=True):
     text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     start: int
     end: int
+    kind: str = Field(default="imaging", max_length=32)
     modality: str | None = Field(default=None, max_length=16)
+    modalities: list[str] = Field(default_factory=list,
+                                  sa_column=sa.Column(sa.JSON(), nullable=False))
     body_region: str | None = Field(default=None, max_length=64)
     interval_min_days: int | None = None
     interval_max_days: int | None = None
+    short_interval: bool = False
     due_start: datetime | None = _time()
     due_end: datetime | None = _time(index=True)
     conditional: bool = False
+    next_step: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON()))
     guideline: str | None = Field(default=None, max_length=64)
     finding_index: int | None = None
     fhir_id: str = Field(max_length=64)
@@ -232,7 +237,12 @@ class FollowUp(SQLModel, table=True):
     mrn_authority: str | None = Field(default=None, max_length=100)
     report_time: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False,
                                                       index=True))
+    kind: str = Field(default="imaging", max_length=32, index=True,
+                      description="The recommendation's kind (imaging, consultation, ...).")
     modality: str | None = Field(default=None, max_length=16, index=True)
+    modalities: list[str] = Field(default_factory=list,
+                                  sa_column=sa.Column(sa.JSON(), nullable=False),
+                                  description="Acceptable modalities; an exam of any closes it.")
     body_region: str | None = Field(default=None, max_length=64)
     finding: str | None = Field(default=None, max_length=200, index=True)
     text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
@@ -254,6 +264,8 @@ class FollowUp(SQLModel, table=True):
     completed_at: datetime | None = _time()
     manual_status: str | None = Field(default=None, max_length=32)
     manual_at: datetime | None = _time()
+    assignee: str | None = Field(default=None, max_length=200,
+                                 description="Who on the quality team works on it.")
     withdrawn_at: datetime | None = _time()
     fhir_id: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow,
@@ -261,7 +273,12 @@ class FollowUp(SQLModel, table=True):
 
 
 class FollowUpEvent(SQLModel, table=True):
-    """A change to a follow-up: who (a user, or "system"), when, what and why."""
+    """A change to a follow-up: who (a user, or "system"), when, what and why.
+
+    ``actor`` is the name of the API key that acted (``actor_key_id`` its key id), a name
+    given on the command line, or "system". Kinds: created, rederived, completed, unlinked,
+    withdrawn (the tracking's own), manual (a decision: ``status``), assigned (``assignee``;
+    none: unassigned) and note."""
 
     __tablename__ = "follow_up_event"
     __table_args__ = (sa.Index("ix_follow_up_event_owner", "follow_up_id", "at"),)
@@ -270,9 +287,13 @@ class FollowUpEvent(SQLModel, table=True):
     follow_up_id: int = Field(foreign_key="follow_up.id")
     at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     actor: str = Field(max_length=200)
-    kind: str = Field(max_length=32)  # created, rederived, completed, unlinked, manual, withdrawn
+    actor_key_id: str | None = Field(default=None, max_length=32)
+    kind: str = Field(max_length=32)
     status: str | None = Field(default=None, max_length=32)
+    assignee: str | None = Field(default=None, max_length=200)
     reason: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    # The annotation task a "not a recommendation" decision opened for the report.
+    annotation_task_id: int | None = Field(default=None, foreign_key="annotation_task.id")
 
 
 class MeasureResult(SQLModel, table=True):
@@ -303,7 +324,10 @@ class AnnotationTask(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     external_id: str = Field(max_length=200, index=True)
     report_id: int | None = Field(default=None, foreign_key="report.id")
-    source: str = Field(max_length=20)  # report, file, query, import
+    source: str = Field(max_length=20)  # report, file, query, import, follow_up
+    # Why the task was made, when a person asked for it (a follow-up marked "not a
+    # recommendation", with who, which follow-up and the reason).
+    note: str | None = _text()
     text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     pre_annotation: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
     model_version: str = Field(max_length=100)

@@ -17,9 +17,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import MultipleResultsFound
 from sqlmodel import Session, col, func, select
 
+from nlp_service.audit.rules import recommendation_due_window
 from nlp_service.fhir import (
     build_report_resources,
-    due_window,
     mark_entered_in_error,
     report_resource_id,
 )
@@ -221,13 +221,18 @@ def _rows(parsed: ParsedReport, analysis: ReportAnalysis, observation_ids: dict[
     recommendations = []
     for index, (rec, fhir_id) in enumerate(zip(analysis.recommendations, request_ids,
                                                 strict=True)):
-        due_start, due_end = due_window(parsed.observed_at, rec)
+        window = (recommendation_due_window(parsed.observed_at, rec, analysis.findings)
+                  if parsed.observed_at is not None else None)
         recommendations.append({
             "index": index, "text": rec.text, "start": rec.start,
-            "end": rec.end, "modality": rec.modality, "body_region": rec.body_region,
+            "end": rec.end, "kind": rec.kind, "modality": rec.modality,
+            "modalities": list(rec.modalities), "body_region": rec.body_region,
             "interval_min_days": rec.interval_min_days,
-            "interval_max_days": rec.interval_max_days, "due_start": due_start,
-            "due_end": due_end, "conditional": rec.conditional, "guideline": rec.guideline,
+            "interval_max_days": rec.interval_max_days, "short_interval": rec.short_interval,
+            "due_start": window.start if window else None,
+            "due_end": window.end if window else None, "conditional": rec.conditional,
+            "next_step": rec.next_step.model_dump() if rec.next_step else None,
+            "guideline": rec.guideline,
             "finding_index": rec.finding_index, "fhir_id": fhir_id})
     return findings, recommendations
 

@@ -169,3 +169,22 @@ def test_load_main(capsys: pytest.CaptureFixture[str]) -> None:
     summary = lines[-1]
     assert summary.startswith("summary: sent ") and ", not AA 0," in summary
     assert "backlog at end" in summary and "RSS MiB first" in summary
+
+
+def test_recommendations_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import recommendations
+
+    errors = tmp_path / "errors.tsv"
+    assert recommendations.main(["--split", "test", "--errors", str(errors)]) == 0
+    out = capsys.readouterr().out
+    assert "detection (all kinds) F1" in out and "keyword" in out
+    rows = errors.read_text().splitlines()
+    assert rows[0].startswith("system\treport\terror")
+
+
+def test_keyword_baseline_reads_a_sentence() -> None:
+    from benchmarks.recommendations import keyword_baseline
+
+    [rec] = keyword_baseline("IMPRESSION: Nodule. Recommend CT chest in 3 months.")
+    assert (rec.modality, rec.body_region, rec.interval_min_days) == ("CT", "chest", 90)
+    assert rec.text == "Recommend CT chest in 3 months."

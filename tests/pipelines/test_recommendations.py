@@ -60,3 +60,83 @@ def test_statements_that_are_not_recommendations(analyze):
         "the prior study is not seen.\nIMPRESSION: No follow-up imaging is needed."
     )
     assert analysis.recommendations == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ultrasound within 3 months", (0, 90)),
+        ("follow-up at 3 and 6 months", (90, 180)),
+        ("CT in 6 months to 1 year", (180, 365)),
+        ("MRI in 2 to 3 weeks", (14, 21)),
+    ],
+)
+def test_interval_forms(text, expected):
+    assert parse_interval(text) == expected
+
+
+# Phrasings of real reports (written by the team) -> (kind, modalities, body region, conditional).
+@pytest.mark.parametrize(
+    ("sentence", "kind", "modalities", "region", "conditional"),
+    [
+        ("Further evaluation with chest CT would be helpful.", "imaging", ["CT"], "chest", False),
+        ("A noncontrast CT is indicated for further characterization.", "imaging", ["CT"],
+         "chest", False),
+        ("CT of the chest, abdomen and pelvis could be performed for further workup.",
+         "imaging", ["CT"], "chest/abdomen/pelvis", False),
+        ("Dedicated rib views may be obtained if there is concern for fracture.", "imaging",
+         ["XR"], "chest", True),
+        ("PA and lateral radiographs may be of benefit.", "imaging", ["XR"], "chest", False),
+        ("Comparison with prior studies would be useful.", "comparison_with_prior", [], None,
+         False),
+        ("Correlate clinically.", "clinical_correlation", [], None, False),
+        ("Findings were discussed with Dr. Jones by telephone at 14:20.", "communication", [],
+         None, False),
+        ("Recommend CT-guided biopsy of the nodule.", "consultation", ["CT"], "chest", False),
+        ("Recommend adrenal protocol CT or chemical shift MRI.", "imaging", ["CT", "MR"],
+         "abdomen", False),
+    ],
+)
+def test_phrasing_families(analyze, sentence, kind, modalities, region, conditional):
+    analysis = analyze(f"FINDINGS: 9 mm nodule in the right upper lobe. No effusion.\n"
+                       f"IMPRESSION: {sentence}")
+    (rec,) = analysis.recommendations
+    assert (rec.kind, rec.modalities, rec.body_region, rec.conditional) == (
+        kind, modalities, region, conditional)
+    assert rec.text == sentence
+
+
+@pytest.mark.parametrize("sentence", [
+    "Considering differences in technique, the effusion is unchanged.",
+    "Differential considerations include hemorrhagic cyst or endometrioma.",
+    "The nodule is considered benign.",
+    "Findings suggest pneumonia.",
+    "No further imaging is recommended.",
+    "Follow-up CT demonstrates a stable nodule.",
+])
+def test_sentences_that_only_look_like_requests(analyze, sentence):
+    assert analyze(f"IMPRESSION: 9 mm nodule. {sentence}").recommendations == []
+
+
+def test_a_sequence_is_a_first_step_with_a_next_step_not_a_condition(analyze):
+    analysis = analyze("IMPRESSION: 8 mm solid nodule. Recommend follow-up CT chest in 6-12 "
+                       "months, then consider CT at 18-24 months.")
+    (rec,) = analysis.recommendations
+    assert not rec.conditional
+    assert (rec.modalities, rec.interval_min_days, rec.interval_max_days) == (["CT"], 180, 365)
+    assert rec.next_step is not None
+    assert (rec.next_step.interval_min_days, rec.next_step.interval_max_days) == (540, 730)
+
+
+def test_a_protocol_name_is_not_a_finding(analyze):
+    analysis = analyze("IMPRESSION: 2.1 cm complex cystic lesion of the left kidney. "
+                       "Recommend renal mass protocol MRI.")
+    (rec,) = analysis.recommendations
+    assert (rec.modalities, rec.body_region) == (["MR"], "abdomen")
+    assert "renal mass" not in [f.text.lower() for f in analysis.findings]
+
+
+def test_short_interval_follow_up_is_flagged_without_a_number(analyze):
+    (rec,) = analyze("IMPRESSION: 7 mm nodule. Recommend short-interval follow-up CT."
+                     ).recommendations
+    assert rec.short_interval and rec.interval_min_days is None

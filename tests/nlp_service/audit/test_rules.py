@@ -52,3 +52,17 @@ def test_rules_round_trip_and_reject_bad_values() -> None:
         FollowUpRules.from_dict({"default_window_days": {"*": [90, 0]}})
     with pytest.raises(ValueError, match="grace_days"):
         FollowUpRules.from_dict({"default_window_days": {"*": [0, 90]}, "grace_days": -1})
+
+
+def test_tracked_kinds_default_and_validation() -> None:
+    assert default_rules().tracked_kinds == ("imaging", "consultation")
+    assert FollowUpRules.from_dict({"default_window_days": {"*": [0, 90]}}).tracked_kinds == (
+        "imaging", "consultation")
+    rules = FollowUpRules.from_dict({"default_window_days": {"*": [0, 90]},
+                                     "tracked_kinds": ["imaging", "communication", "imaging"]})
+    assert rules.tracked_kinds == ("imaging", "communication")
+    assert FollowUpRules.from_dict(rules.to_dict()) == rules
+    for bad in (["imaging", "guesswork"], []):
+        with pytest.raises(ValueError, match="tracked_kinds"):
+            FollowUpRules.from_dict({"default_window_days": {"*": [0, 90]},
+                                     "tracked_kinds": bad})

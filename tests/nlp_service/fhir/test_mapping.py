@@ -18,10 +18,10 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from nlp_service.audit.rules import recommendation_due_window
 from nlp_service.fhir import (
     ReportResources,
     build_report_resources,
-    due_window,
     mark_entered_in_error,
     patient_resource_id,
     report_resource_id,
@@ -333,7 +333,7 @@ def test_recommendation_about_an_indication_finding_gives_its_reason_as_text(ana
     [recommendation] = analysis.recommendations
     changed = recommendation.model_copy(update={
         "finding_index": indication, "interval_min_days": None, "interval_max_days": 90,
-        "modality": "XR"})
+        "modality": "XR", "modalities": ["XR"]})
     [request] = build(analysis.model_copy(update={"recommendations": [changed]})).service_requests
     assert "reasonReference" not in request
     assert request["reasonCode"] == [{"text": analysis.findings[indication].concept.name}]
@@ -343,14 +343,42 @@ def test_recommendation_about_an_indication_finding_gives_its_reason_as_text(ana
     assert request["code"] == {"text": "XR chest"}
 
 
-def test_recommendation_without_an_interval_has_no_due_window(analysis):
+def test_recommendation_without_an_interval_gets_the_default_window_marked_as_such(analysis):
     [recommendation] = analysis.recommendations
     changed = recommendation.model_copy(update={
         "interval_min_days": None, "interval_max_days": None, "finding_index": None})
     [request] = build(analysis.model_copy(update={"recommendations": [changed]})).service_requests
-    assert "occurrencePeriod" not in request and "reasonCode" not in request
-    assert due_window(OBSERVED_AT, changed) == (None, None)
-    assert due_window(None, recommendation) == (None, None)
+    assert "reasonCode" not in request
+    # The same window the follow-up tracking uses: the rules' default for CT, 0-90 days.
+    window = recommendation_due_window(OBSERVED_AT, changed, analysis.findings)
+    assert window.default and (window.end - window.start).days == 90
+    assert request["occurrencePeriod"] == {"start": OBSERVED_AT.isoformat(),
+                                           "end": window.end.isoformat()}
+    extensions = {e["url"].removeprefix(EXTENSION_BASE): e for e in request["extension"]}
+    assert extensions["default-due-window"]["valueBoolean"] is True
+    stated = build(analysis).service_requests[0]
+    assert "default-due-window" not in {e["url"].removeprefix(EXTENSION_BASE)
+                                        for e in stated["extension"]}
+
+
+def test_alternatives_are_one_request_with_a_coding_per_modality(analysis):
+    [recommendation] = analysis.recommendations
+    changed = recommendation.model_copy(update={
+        "modality": "CT", "modalities": ["CT", "MR"], "body_region": "abdomen"})
+    [request] = build(analysis.model_copy(update={"recommendations": [changed]})).service_requests
+    assert request["code"]["text"] == "CT or MR abdomen"
+    assert [c["code"] for c in request["code"]["coding"]] == ["CT", "MR"]
+    extensions = {e["url"].removeprefix(EXTENSION_BASE): e for e in request["extension"]}
+    assert extensions["recommendation-kind"]["valueCode"] == "imaging"
+
+
+def test_a_clinical_correlation_request_is_not_an_imaging_request(analysis):
+    [recommendation] = analysis.recommendations
+    changed = recommendation.model_copy(update={
+        "kind": "clinical_correlation", "modality": None, "modalities": []})
+    [request] = build(analysis.model_copy(update={"recommendations": [changed]})).service_requests
+    assert request["code"] == {"text": "Clinical correlation"}
+    assert request["category"] == [{"text": "Clinical correlation"}]
 
 
 def test_recommendation_with_a_bad_finding_index_is_refused(analysis):
