@@ -63,12 +63,17 @@ class GoldReport:
     split: str | None
     spans: tuple[GoldSpan, ...]
     recommendations: tuple[GoldRecommendation, ...]
+    # Annotated by the older guidelines: only requests for imaging or tissue sampling are
+    # recommendations (no kinds, no clinical correlation or communication).
+    legacy_recommendations: bool = False
 
 
 def load_gold(path: str | Path, split: str | None = None) -> list[GoldReport]:
     """Read a gold JSON Lines file, checking every span's offsets against its text."""
     reports = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    lines = Path(path).read_text().splitlines()
+    legacy = not any('"kind"' in line for line in lines)
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         data = json.loads(line)
@@ -85,6 +90,7 @@ def load_gold(path: str | Path, split: str | None = None) -> list[GoldReport]:
                         for s in data.get("spans", [])),
             recommendations=tuple(GoldRecommendation.from_dict(r)
                                   for r in data.get("recommendations", [])),
+            legacy_recommendations=legacy,
         ))
     return reports
 
@@ -206,6 +212,8 @@ class EvaluationResult:
         }
 
 
+# The kinds a gold file of the older guidelines annotates.
+LEGACY_KINDS = frozenset({"imaging", "consultation"})
 REC_ATTRIBUTES = ("kind", "modality", "body_region", "interval", "conditional")
 
 
@@ -218,6 +226,9 @@ def evaluate(gold: Iterable[GoldReport],
     for report in gold:
         result.reports += 1
         analysis = predictions.get(report.id)
+        if analysis is not None and report.legacy_recommendations:
+            analysis = analysis.model_copy(update={"recommendations": [
+                r for r in analysis.recommendations if r.kind in LEGACY_KINDS]})
         predicted = predicted_spans(analysis) if analysis is not None else []
         gold_spans = list(report.spans) + [GoldSpan(r.start, r.end, "RECOMMENDATION")
                                            for r in report.recommendations]
@@ -268,9 +279,12 @@ def _score_recommendations(result: EvaluationResult, report: GoldReport,
     for g, p in match_overlapping(report.recommendations, predicted):
         gold_rec, pred = report.recommendations[g], predicted[p]
         result.recommendations_matched += 1
-        result.recommendation_attributes["kind"] += gold_rec.kind == pred.kind
+        result.recommendation_attributes["kind"] += (
+            pred.kind in LEGACY_KINDS if report.legacy_recommendations
+            else gold_rec.kind == pred.kind)
         result.recommendation_attributes["modality"] += (
-            set(gold_rec.modalities) == set(pred.modalities))
+            gold_rec.modality == pred.modality if report.legacy_recommendations  # first named
+            else set(gold_rec.modalities) == set(pred.modalities))
         result.recommendation_attributes["body_region"] += gold_rec.body_region == pred.body_region
         result.recommendation_attributes["interval"] += (
             (gold_rec.interval_min_days, gold_rec.interval_max_days)

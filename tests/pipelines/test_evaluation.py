@@ -71,3 +71,29 @@ def test_overlap_matching_is_one_to_one():
     gold = [GoldSpan(0, 10, "FINDING")]
     predicted = [GoldSpan(0, 4, "FINDING"), GoldSpan(2, 10, "FINDING")]
     assert match_overlapping(gold, predicted) == [(0, 1)]
+
+
+@pytest.mark.parametrize("with_kinds", [False, True])
+def test_a_gold_file_of_the_older_guidelines_scores_only_imaging_and_tissue_requests(
+        tmp_path, with_kinds):
+    text = "IMPRESSION: Nodule. Recommend CT or MRI. Findings were discussed with Dr. Lee."
+    start = text.index("Recommend")
+    rec = {"start": start, "end": start + len("Recommend CT or MRI."),
+           "text": "Recommend CT or MRI.", "modality": "CT"}
+    if with_kinds:
+        rec |= {"kind": "imaging", "modalities": ["CT", "MR"]}
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps({"id": "r1", "text": text, "spans": [],
+                                "recommendations": [rec]}) + "\n")
+    discussed = text.index("Findings")
+    analysis = ReportAnalysis(id="r1", model_version="t", recommendations=[
+        RecommendationOut(text=rec["text"], start=rec["start"], end=rec["end"],
+                          modalities=["CT", "MR"]),
+        RecommendationOut(text=text[discussed:], start=discussed, end=len(text),
+                          kind="communication")])
+    result = evaluate(load_gold(path), {"r1": analysis})
+    detection = result.overlap["RECOMMENDATION"]
+    # The older file never annotated communication: not a false hit there; the newer one
+    # annotates every kind, so the unannotated communication is one.
+    assert (detection.tp, detection.fp) == ((1, 1) if with_kinds else (1, 0))
+    assert result.recommendation_attributes["modality"] == 1
