@@ -91,7 +91,9 @@ _UNIT = r"(day|week|wk|month|mo|year|yr)s?\b"
 INTERVAL_UNIT_RANGE = re.compile(rf"(?i)\b{_NUM}[\s-]*{_UNIT}\s*(?:-|–|to)\s*{_NUM}[\s-]*{_UNIT}")
 INTERVAL_WITHIN = re.compile(
     rf"(?i)\bwithin (?:the next |the coming |a period of )?{_NUM}[\s-]*{_UNIT}")
-INTERVAL_AT_AND = re.compile(rf"(?i)\bat {_NUM}(?:,? and|, then| then) {_NUM}[\s-]*{_UNIT}")
+# "at 3 and 6 months", "at 3, 9 and 24 months": from the first to the last.
+INTERVAL_AT_AND = re.compile(
+    rf"(?i)\bat {_NUM}(?:, {_NUM[1:-1]})*(?:,? and|, then| then) {_NUM}[\s-]*{_UNIT}")
 INTERVAL_RANGE = re.compile(rf"(?i)\b{_NUM}\s*(?:-|–|to|or)\s*{_NUM}[\s-]*{_UNIT}")
 INTERVAL_SINGLE = re.compile(rf"(?i)\b{_NUM}[\s-]*{_UNIT}")
 ANNUAL = re.compile(r"(?i)\b(annual(?:ly)?|yearly|every year|once a year)\b")
@@ -258,11 +260,8 @@ class RecommendationExtractor:
                       if kind in ("imaging", "consultation") else [])
         protocol = rules.protocol.search(span.text)
         regions = _regions(doc, span.start_char, span.end_char)
-        if protocol:  # the region the protocol images, not the organ its name mentions
-            named = _regions(doc, span.start_char + protocol.start(),
-                             span.start_char + protocol.end())
-            regions = [r for r in regions if r not in named] or [
-                rules.protocols[protocol.group(1).lower()]]
+        if protocol:  # the protocol names the exam, so its region ("pancreatic head": abdomen)
+            regions = [rules.protocols[protocol.group(1).lower()]]
         if {"abdomen", "pelvis"} <= set(regions):
             body_region: str | None = "abdomen/pelvis"
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,13 +38,19 @@ class RecommendationPublic(_Public):
     text: str
     start: int
     end: int
+    kind: str
     modality: str | None
+    modalities: list[str] = Field(description="The acceptable modalities; any fulfils it.")
     body_region: str | None
     interval_min_days: int | None
     interval_max_days: int | None
+    short_interval: bool
     due_start: datetime | None
     due_end: datetime | None
     conditional: bool
+    next_step: dict[str, Any] | None = Field(
+        description="The later step of a sequence: modalities, interval_min_days, "
+                    "interval_max_days.")
     guideline: str | None
     finding_index: int | None
     fhir_id: str = Field(description="Id of its FHIR ServiceRequest.")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func
+import sqlalchemy as sa
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from nlp_service.audit.rules import KINDS, default_rules
@@ -70,7 +71,7 @@ class AuditFilters:
 
 def _filtered(filters: AuditFilters, as_of: datetime, status: Any) -> Any:
     query = select(FollowUp, status.label("status")).where(col(FollowUp.report_time) <= as_of)
-    exact = {FollowUp.modality: filters.modality, FollowUp.finding: filters.finding,
+    exact = {FollowUp.finding: filters.finding,
              FollowUp.patient_mrn: filters.patient,
              FollowUp.ordering_provider: filters.ordering_provider,
              FollowUp.radiologist: filters.radiologist,
@@ -78,6 +79,10 @@ def _filtered(filters: AuditFilters, as_of: datetime, status: Any) -> Any:
     for column, value in exact.items():
         if value is not None:
             query = query.where(column == value)
+    if filters.modality is not None:  # any acceptable modality ("CT or MRI" is found by MR)
+        query = query.where(or_(
+            col(FollowUp.modality) == filters.modality,
+            sa.cast(FollowUp.modalities, sa.Text).like(f'%"{filters.modality}"%')))
     if filters.report_from is not None:
         query = query.where(col(FollowUp.report_time) >= filters.report_from)
     if filters.report_to is not None:
@@ -225,7 +230,8 @@ def measure(session: Session, number: str, *, report_from: datetime | None = Non
 
 
 FOLLOW_UP_COLUMNS = ("id", "status", "accession", "patient_mrn", "report_time", "kind",
-                     "modality", "body_region", "finding", "conditional", "due_start", "due_end",
+                     "modality", "modalities", "body_region", "finding", "conditional",
+                     "due_start", "due_end",
                      "default_window", "completed_at", "completed_by_report_id",
                      "ordering_provider", "radiologist", "guideline", "guideline_verdict",
                      "guideline_reason", "assignee", "text")
@@ -233,6 +239,7 @@ FOLLOW_UP_COLUMNS = ("id", "status", "accession", "patient_mrn", "report_time", 
 
 def follow_up_row(follow_up: FollowUp, status: str) -> dict[str, Any]:
     data = follow_up.model_dump()
+    data["modalities"] = " or ".join(follow_up.modalities or [])
     return {name: status if name == "status" else data.get(name) for name in FOLLOW_UP_COLUMNS}
 
 

@@ -69,6 +69,7 @@ def test_statements_that_are_not_recommendations(analyze):
         ("follow-up at 3 and 6 months", (90, 180)),
         ("CT in 6 months to 1 year", (180, 365)),
         ("MRI in 2 to 3 weeks", (14, 21)),
+        ("CT chest at 3, 9 and 24 months", (90, 730)),
     ],
 )
 def test_interval_forms(text, expected):
@@ -95,6 +96,10 @@ def test_interval_forms(text, expected):
         ("Recommend CT-guided biopsy of the nodule.", "consultation", ["CT"], "chest", False),
         ("Recommend adrenal protocol CT or chemical shift MRI.", "imaging", ["CT", "MR"],
          "abdomen", False),
+        ("Pancreatic protocol CT is recommended for the pancreatic head lesion.", "imaging",
+         ["CT"], "abdomen", False),
+        ("Suggest correlation with physical exam findings.", "clinical_correlation", [], None,
+         False),
     ],
 )
 def test_phrasing_families(analyze, sentence, kind, modalities, region, conditional):
@@ -113,6 +118,8 @@ def test_phrasing_families(analyze, sentence, kind, modalities, region, conditio
     "Findings suggest pneumonia.",
     "No further imaging is recommended.",
     "Follow-up CT demonstrates a stable nodule.",
+    "The patient was referred for CT after the prior recommendation.",
+    "In view of the findings on series 3, image 45, the nodule is benign.",
 ])
 def test_sentences_that_only_look_like_requests(analyze, sentence):
     assert analyze(f"IMPRESSION: 9 mm nodule. {sentence}").recommendations == []

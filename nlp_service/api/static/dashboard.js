@@ -329,7 +329,8 @@
       const dueEnd = parseTime(item.due_end);
       const days = dueEnd && item.status === "overdue"
         ? Math.floor((asOf - dueEnd) / DAY_MS) : "–";
-      const region = [item.modality, item.body_region].filter(Boolean).join(" ");
+      const region = [item.modalities || item.modality, item.body_region]
+        .filter(Boolean).join(" ");
       const verdict = el("span", { class: `verdict verdict-${item.guideline_verdict || "none"}`,
                                    text: (item.guideline_verdict || "–").replaceAll("_", " ") });
       const cells = [

@@ -131,7 +131,7 @@ def test_recommendations_are_proposals_linked_to_their_finding(loaded: LiveServi
     due = [p.serialize()["occurrencePeriod"] for p in proposals
            if "occurrencePeriod" in p.serialize()]
     assert due
-    start = due[0]["start"][:10]
+    start = due[0]["start"]  # with its offset: a bare date is a UTC day
     window = client.resources("ServiceRequest").search(
         occurrence=[f"le{start}", f"ge{start}"]).fetch_all()
     assert any(r.serialize().get("occurrencePeriod") == due[0] for r in window)

@@ -92,6 +92,11 @@ def test_the_three_false_overdue_cases_over_mllp(live_service: LiveService) -> N
     before = {item["accession"]: item for item in _worklist(
         live_service, datetime(2026, 2, 1, tzinfo=UTC), "open")}
     assert set(before) == {"CT-CASE-2", "CT-CASE-3"}
+    assert before["CT-CASE-2"]["modalities"] == "CT or MR"
+    # Filtering for MR finds the request that accepts an MRI among its alternatives.
+    response = httpx.get(f"{live_service.base_url}/api/v1/audit/recommendations", params={
+        "as_of": "2026-02-01T00:00:00+00:00", "modality": "MR"})
+    assert [item["accession"] for item in response.json()["items"]] == ["CT-CASE-2"]
     overdue = {item["accession"] for item in _worklist(
         live_service, datetime(2027, 3, 1, tzinfo=UTC), "overdue")}
     # A year on: the adrenal request was closed by the MRI; the nodule CT is really overdue.
