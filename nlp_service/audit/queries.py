@@ -240,6 +240,8 @@ FOLLOW_UP_COLUMNS = ("id", "status", "accession", "patient_mrn", "report_time", 
 def follow_up_row(follow_up: FollowUp, status: str) -> dict[str, Any]:
     data = follow_up.model_dump()
     data["modalities"] = " or ".join(follow_up.modalities or [])
+    if status not in ("completed_on_time", "completed_late"):  # as of a date before the exam
+        data["completed_at"] = data["completed_by_report_id"] = None
     return {name: status if name == "status" else data.get(name) for name in FOLLOW_UP_COLUMNS}
 
 

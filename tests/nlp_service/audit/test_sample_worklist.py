@@ -93,6 +93,9 @@ def test_the_three_false_overdue_cases_over_mllp(live_service: LiveService) -> N
         live_service, datetime(2026, 2, 1, tzinfo=UTC), "open")}
     assert set(before) == {"CT-CASE-2", "CT-CASE-3"}
     assert before["CT-CASE-2"]["modalities"] == "CT or MR"
+    # As of February the March MRI has not happened: the row does not show it.
+    assert before["CT-CASE-2"]["completed_at"] is None
+    assert before["CT-CASE-2"]["completed_by_report_id"] is None
     # Filtering for MR finds the request that accepts an MRI among its alternatives.
     response = httpx.get(f"{live_service.base_url}/api/v1/audit/recommendations", params={
         "as_of": "2026-02-01T00:00:00+00:00", "modality": "MR"})
