@@ -147,3 +147,15 @@ def test_short_interval_follow_up_is_flagged_without_a_number(analyze):
     (rec,) = analyze("IMPRESSION: 7 mm nodule. Recommend short-interval follow-up CT."
                      ).recommendations
     assert rec.short_interval and rec.interval_min_days is None
+
+
+@pytest.mark.parametrize(("sentence", "kind", "modalities"), [
+    ("Could this patient be aspirating?", "clinical_correlation", []),
+    ("No acute disease; has the patient had a recent tuberculin test.", "clinical_correlation",
+     []),
+    ("Reflux will be further evaluated with voiding cystography.", "imaging", ["RF"]),
+    ("A radionuclide cystogram may be helpful.", "imaging", ["NM"]),
+])
+def test_questions_to_the_clinician_and_cystograms(analyze, sentence, kind, modalities):
+    (rec,) = analyze(f"IMPRESSION: Mild hydronephrosis. {sentence}").recommendations
+    assert (rec.kind, rec.modalities) == (kind, modalities)
