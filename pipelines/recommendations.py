@@ -207,7 +207,9 @@ def recommendation_kind(sentence: Span) -> str | None:
     # words outside the correlation phrase.
     rest = text[:correlation.start()] + text[correlation.end():] if correlation else text
     imaging = bool(modalities) or bool(rules.imaging.search(rest))
-    if correlation and not imaging:
+    if correlation and not (imaging and requested):
+        # "Clinical correlation and follow-up as indicated" names no exam: imaging words
+        # alone do not turn a correlation into an imaging request.
         return "clinical_correlation"
     if requested and (imaging or in_recommendation_section):
         return "imaging"

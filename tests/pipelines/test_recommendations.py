@@ -159,3 +159,38 @@ def test_short_interval_follow_up_is_flagged_without_a_number(analyze):
 def test_questions_to_the_clinician_and_cystograms(analyze, sentence, kind, modalities):
     (rec,) = analyze(f"IMPRESSION: Mild hydronephrosis. {sentence}").recommendations
     assert (rec.kind, rec.modalities) == (kind, modalities)
+
+
+# General radiology phrasings beyond the gold set's (written by the team).
+@pytest.mark.parametrize(("sentence", "kind", "modalities"), [
+    ("The referring clinician was made aware of these findings.", "communication", []),
+    ("Preliminary results were given to the emergency physician at 14:10.", "communication",
+     []),
+    ("Critical result reported to Dr. Adams at 9:05 am.", "communication", []),
+    ("I spoke with Dr. Lee regarding these findings.", "communication", []),
+    ("The patient was informed of the findings.", "communication", []),
+    ("Correlate with point tenderness.", "clinical_correlation", []),
+    ("Clinical correlation and follow-up as indicated.", "clinical_correlation", []),
+    ("Lateral decubitus views could further evaluate for a layering effusion.", "imaging",
+     ["XR"]),
+    ("MRI would better evaluate the soft tissues.", "imaging", ["MR"]),
+    ("A CT scan would help to exclude an underlying lesion.", "imaging", ["CT"]),
+    ("Follow-up radiographs to document resolution.", "imaging", ["XR"]),
+    ("Suggest contrast-enhanced CT of the chest.", "imaging", ["CT"]),
+    ("Sonographic correlation is recommended.", "imaging", ["US"]),
+])
+def test_general_request_phrasings(analyze, sentence, kind, modalities):
+    (rec,) = analyze(f"IMPRESSION: Small right pleural effusion. {sentence}").recommendations
+    assert (rec.kind, rec.modalities) == (kind, modalities)
+
+
+@pytest.mark.parametrize("sentence", [
+    "The patient was called back for additional views, which are normal.",
+    "The findings suggest chronic lung disease.",
+    "Findings could be due to atelectasis.",
+    "Correlation with the prior study shows no change.",
+    "Lung volumes may be low due to poor inspiration.",
+])
+def test_general_look_alikes_are_not_requests(analyze, sentence):
+    assert analyze(f"IMPRESSION: Small right pleural effusion. {sentence}"
+                   ).recommendations == []
