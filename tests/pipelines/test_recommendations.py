@@ -178,6 +178,13 @@ def test_questions_to_the_clinician_and_cystograms(analyze, sentence, kind, moda
     ("Follow-up radiographs to document resolution.", "imaging", ["XR"]),
     ("Suggest contrast-enhanced CT of the chest.", "imaging", ["CT"]),
     ("Sonographic correlation is recommended.", "imaging", ["US"]),
+    ("The patient may benefit from a CT scan of the chest.", "imaging", ["CT"]),
+    ("Skeletal survey is recommended.", "imaging", ["XR"]),
+    ("DMSA scan may be considered to evaluate for renal scarring.", "imaging", ["NM"]),
+    ("The ED was notified.", "communication", []),
+    ("Telephone notification to Dr. Wu at 10:00.", "communication", []),
+    ("Correlation for aspiration is suggested.", "clinical_correlation", []),
+    ("Please send prior outside films for comparison.", "comparison_with_prior", []),
 ])
 def test_general_request_phrasings(analyze, sentence, kind, modalities):
     (rec,) = analyze(f"IMPRESSION: Small right pleural effusion. {sentence}").recommendations
@@ -190,6 +197,8 @@ def test_general_request_phrasings(analyze, sentence, kind, modalities):
     "Findings could be due to atelectasis.",
     "Correlation with the prior study shows no change.",
     "Lung volumes may be low due to poor inspiration.",
+    "This is a follow-up study after antibiotic therapy.",
+    "Repeat examination shows resolution of the infiltrate.",
 ])
 def test_general_look_alikes_are_not_requests(analyze, sentence):
     assert analyze(f"IMPRESSION: Small right pleural effusion. {sentence}"
