@@ -15,6 +15,8 @@ _DOC_ATTRIBUTES: dict[str, object] = {
     "context_modifiers": None,  # list[pipelines.context.ContextModifier]
     "measurements": None,  # list[pipelines.measurements.MeasurementMatch]
     "errors": None,  # list[str]: component failures handed to the error handler
+    "clinical_context": None,  # pipelines.report_features.ClinicalContextInfo
+    "declined_follow_up": None,  # list[pipelines.report_features.DeclinedFollowUp]
 }
 
 _SPAN_ATTRIBUTES: dict[str, object] = {
@@ -34,6 +36,7 @@ _SPAN_ATTRIBUTES: dict[str, object] = {
     "score": None,  # float: the transformer's confidence that this span is a finding
     "assertion_override": None,  # str: the assertion model's verdict where it overrides ConText
     "assertion_scores": None,  # dict[str, float]: the assertion model's class probabilities
+    "descriptors": None,  # list[pipelines.report_features.Descriptor]
 }
 
 

@@ -12,6 +12,7 @@ from pipelines.context import ConTextComponent
 from pipelines.measurements import MeasurementAttacher
 from pipelines.ner import TransformerNER
 from pipelines.recommendations import RecommendationExtractor
+from pipelines.report_features import ReportFeatures
 from pipelines.sections import Sectionizer
 from pipelines.sentences import RadiologySentencizer
 from pipelines.target_matcher import TargetMatcher
@@ -52,6 +53,11 @@ def make_recommendations(nlp: Language, name: str) -> RecommendationExtractor:
     return RecommendationExtractor(nlp, name)
 
 
+@Language.factory("radnlp_report_features", default_config={})
+def make_report_features(nlp: Language, name: str) -> ReportFeatures:
+    return ReportFeatures(nlp, name)
+
+
 @Language.factory("radnlp_transformer_ner", default_config={
     "model": "default", "min_score": 0.8, "max_batch_tokens": 2048, "device": "auto",
     "precision": "auto"})
@@ -80,6 +86,7 @@ RULES_PIPELINE = (
     "radnlp_measurements",
     "radnlp_anatomy",
     "radnlp_recommendations",
+    "radnlp_report_features",
 )
 # Full mode: the transformer adds findings before ConText reads them, and the assertion model
 # reviews ConText's verdicts before measurements and recommendations use them.
@@ -93,4 +100,5 @@ FULL_PIPELINE = (
     "radnlp_measurements",
     "radnlp_anatomy",
     "radnlp_recommendations",
+    "radnlp_report_features",
 )

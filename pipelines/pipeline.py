@@ -17,9 +17,13 @@ from pipelines.errors import Errors
 from pipelines.schema import (
     AnalysisError,
     AnatomyRef,
+    ClinicalContext,
     ConceptRef,
+    DeclinedFollowUp,
+    Descriptor,
     FindingOut,
     Measurement,
+    Mention,
     RecommendationOut,
     RecommendationStep,
     ReportAnalysis,
@@ -183,6 +187,8 @@ def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAn
             ],
             in_indication=section in INDICATION_SECTIONS, sources=ent._.sources or ["rules"],
             score=round(ent._.score, 4) if ent._.score is not None else 1.0,
+            descriptors=[Descriptor(name=d.name, value=d.value, text=d.text, start=d.start_char,
+                                    end=d.end_char) for d in ent._.descriptors or ()],
         ))
     recommendations = []
     for span in doc.spans.get(RECOMMENDATION_GROUP, []):
@@ -195,6 +201,8 @@ def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAn
             body_region=info.body_region, interval_min_days=info.interval_min_days,
             interval_max_days=info.interval_max_days, short_interval=info.short_interval,
             conditional=info.conditional, guideline=info.guideline,
+            cited_source=info.cited_source, later_step=info.later_step,
+            tissue_sampling=info.tissue_sampling,
             next_step=RecommendationStep(
                 modalities=step.modalities, interval_min_days=step.interval_min_days,
                 interval_max_days=step.interval_max_days) if step is not None else None,
@@ -205,4 +213,21 @@ def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAn
         id=report_id, model_version=model_version,
         sections=[Section(name=s.name, start=s.start, end=s.end) for s in doc._.sections or ()],
         findings=findings, recommendations=recommendations,
+        clinical_context=_clinical_context(doc._.clinical_context),
+        declined_follow_up=[
+            DeclinedFollowUp(text=d.text, start=d.start_char, end=d.end_char, source=d.source)
+            for d in doc._.declined_follow_up or ()],
     )
+
+
+def _mention(mention: Any) -> Mention | None:
+    return Mention(text=mention.text, start=mention.start, end=mention.end) if mention else None
+
+
+def _clinical_context(context: Any) -> ClinicalContext:
+    if context is None:  # a pipeline without ``radnlp_report_features``
+        return ClinicalContext()
+    return ClinicalContext(
+        cancer=_mention(context.cancer), immunosuppression=_mention(context.immunosuppression),
+        screening=_mention(context.screening), thyroid_disease=_mention(context.thyroid_disease),
+        lung_rads=context.lung_rads, smoking_risk=context.smoking_risk)

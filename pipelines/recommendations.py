@@ -127,6 +127,11 @@ class RecommendationInfo:
     short_interval: bool = False
     next_step: RecommendationStep | None = None
     protocol: str | None = field(default=None, repr=False)
+    # Set by ``radnlp_report_features``: the guideline source the recommendation's list item
+    # cites, whether it speaks of a later step ("if stable", "then"), tissue sampling.
+    cited_source: str | None = None
+    later_step: bool = False
+    tissue_sampling: bool = False
 
     @property
     def modality(self) -> str | None:

@@ -9,11 +9,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 Assertion = Literal["present", "absent", "possible"]
 Laterality = Literal["left", "right", "bilateral"]
 Change = Literal["new", "stable", "increased", "decreased", "resolved"]
+DescriptorName = Literal["texture", "benign_feature", "suspicious_feature", "cyst_type",
+                         "bosniak", "attenuation_hu", "multiple", "ti_rads", "organ"]
 RecommendationKind = Literal["imaging", "clinical_correlation", "comparison_with_prior",
                              "consultation", "communication"]
 
@@ -54,6 +56,46 @@ class Measurement(_Model):
     qualifier: Literal["up to", "less than", "greater than", "subcentimeter"] | None = None
 
 
+class Descriptor(_Model):
+    """A word the report uses to describe a finding, as guideline checks read it: ``name`` is
+    what it describes, ``value`` the reading ("texture": "part-solid"; "benign_feature":
+    "calcified"; "bosniak": "IIF"; "attenuation_hu": "-5"; "organ": "thyroid")."""
+
+    name: DescriptorName
+    value: str
+    text: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class Mention(_Model):
+    """Words of the report (``start``/``end`` None when read outside the report text)."""
+
+    text: str
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+
+
+class ClinicalContext(_Model):
+    """What the history, indication, exam and technique sections say about the patient."""
+
+    cancer: Mention | None = None
+    immunosuppression: Mention | None = None
+    screening: Mention | None = None
+    thyroid_disease: Mention | None = None
+    lung_rads: Literal["0", "1", "2", "3", "4A", "4B", "4X"] | None = None
+    smoking_risk: Literal["low", "high"] | None = None
+
+
+class DeclinedFollowUp(_Model):
+    """A statement that no follow-up is needed, and the guideline source its item cites."""
+
+    text: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    source: str | None = None
+
+
 class FindingOut(_Model):
     text: str
     start: int = Field(ge=0)
@@ -70,6 +112,7 @@ class FindingOut(_Model):
     in_indication: bool = False
     sources: list[str] = Field(default_factory=lambda: ["rules"])
     score: float = 1.0
+    descriptors: list[Descriptor] = Field(default_factory=list)
 
 
 class RecommendationStep(_Model):
@@ -97,6 +140,9 @@ class RecommendationOut(_Model):
     conditional: bool = False
     next_step: RecommendationStep | None = None
     guideline: str | None = None
+    cited_source: str | None = None
+    later_step: bool = False
+    tissue_sampling: bool = False
     finding_index: int | None = None
 
     @model_validator(mode="after")
@@ -117,6 +163,8 @@ class ReportAnalysis(_Model):
     sections: list[Section] = Field(default_factory=list)
     findings: list[FindingOut] = Field(default_factory=list)
     recommendations: list[RecommendationOut] = Field(default_factory=list)
+    clinical_context: ClinicalContext = Field(default_factory=ClinicalContext)
+    declined_follow_up: list[DeclinedFollowUp] = Field(default_factory=list)
 
 
 class AnalysisError(_Model):

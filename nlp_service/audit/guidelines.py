@@ -16,22 +16,25 @@ not carry (patient age, exam). Sources of the rules:
   classification of cystic renal masses, version 2019. Radiology 2019;292:475-488.
 - CMS QPP 2024 MIPS CQM specifications of measures 364, 405 and 406 (see ``evaluate_measures``).
 
-What the analysis lacks (nodule texture, calcification, Bosniak class, attenuation, risk,
-cancer history, screening context) is read from the report text with the regexes below.
+The report's words come from the analysis contract: finding descriptors (texture, benign and
+suspicious features, Bosniak class, attenuation), the clinical context (cancer, screening,
+Lung-RADS, risk, thyroid disease), statements declining follow-up and the readings of each
+recommendation, all read by the pipeline (``pipelines.report_features``) and measured there.
+The checks below are decision tables over them; the only text read here is the procedure name
+of the order (``ReportFacts``), by the same reader.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 from pipelines.recommendations import GUIDELINES
-from pipelines.schema import FindingOut, RecommendationOut, ReportAnalysis
+from pipelines.report_features import ClinicalContextInfo, TextItems, read_clinical_context
+from pipelines.schema import Descriptor, FindingOut, Mention, RecommendationOut, ReportAnalysis
 from pipelines.sections import INDICATION_SECTIONS
 from terminology.vocabulary import modality_code, modality_mentions, region_names
 
@@ -46,14 +49,9 @@ ABDOMINAL_ACR = "ACR incidental renal/adrenal (QPP 405)"
 TOLERANCE_DAYS = 30  # a stated interval may miss the guideline's window by about a month
 MASS_MM = 30  # Fleischner covers nodules < 3 cm; larger opacities are masses
 
-# --- Report text the analysis does not interpret. -------------------------------------------
+# --- Decision tables over the analysis. --------------------------------------------------------
 
-_ITEM_BREAK = (r"\n\s*\n|\n(?=[ \t]*(?:\d{1,2}[.)]|[-*•])\s)"
-               r"|\n(?=[ \t]*[A-Za-z][A-Za-z /&-]{0,40}:)")
-ITEM_BREAK = re.compile(_ITEM_BREAK)
-SENTENCE_BREAK = re.compile(rf"{_ITEM_BREAK}|(?<=[.!?;])\s+")
 CONCLUSION_SECTIONS = frozenset({"impression", "recommendation", "addendum"})
-BODY_SECTIONS = frozenset({"findings"}) | CONCLUSION_SECTIONS
 
 PULMONARY_NODULE_CONCEPTS = frozenset({
     "pulmonary nodule", "solitary pulmonary nodule", "ground-glass nodule", "part-solid nodule",
@@ -65,87 +63,33 @@ KIND_CONCEPTS: dict[str, Kind] = {
     "thyroid nodule": "thyroid nodule",
     "renal cyst": "renal cyst", "complex renal cyst": "renal cyst",
     "adrenal nodule": "adrenal nodule", "adrenal adenoma": "adrenal nodule"}
-# Organ of a generic finding ("nodule", "cyst"), from its anatomy or sentence; first match wins.
-ORGANS: list[tuple[re.Pattern[str], str | None]] = [
-    (re.compile(r"(?i)\bthyroid"), "thyroid"),
-    (re.compile(r"(?i)\badrenal"), "adrenal"),
-    (re.compile(r"(?i)\b(?:renal|kidneys?)\b"), "kidney"),
-    (re.compile(r"(?i)\b(?:liver|hepatic|pancrea\w*|spleen|splenic|breast|pleura\w*)\b"), None),
-    (re.compile(r"(?i)\b(?:lungs?|lobes?|lingula\w*|pulmonary|perifissural|subpleural)\b"),
-     "lung"),
-]
+# Guideline kind of a generic finding by the organ the pipeline read for it.
 ORGAN_KINDS: dict[tuple[str, str], Kind] = {
     ("lung", "nodule"): "pulmonary nodule", ("lung", "calcified granuloma"): "pulmonary nodule",
     ("lung", "granuloma"): "pulmonary nodule", ("thyroid", "nodule"): "thyroid nodule",
     ("kidney", "cyst"): "renal cyst", ("adrenal", "nodule"): "adrenal nodule",
     ("adrenal", "mass"): "adrenal nodule", ("adrenal", "lesion"): "adrenal nodule"}
-
-PART_SOLID = re.compile(r"(?i)\bpart[- ]?solid|\bsemi-?solid|\bmixed[- ]attenuation")
-GROUND_GLASS = re.compile(r"(?i)\bground[- ]?glass|\bGG[NO]s?\b|\bnon-?solid")
-SUBSOLID = re.compile(r"(?i)\bsub-?solid")
-SOLID = re.compile(r"(?i)\bsolid\b")
-BENIGN_NODULE = re.compile(
-    r"(?i)(?<!non-)\bcalcifi(?:ed|cation)|\bgranulomas?\b|\bbenign\b|\bhamartoma|"
-    r"\bfat[- ]containing|\bintrapulmonary lymph node")
-MULTIPLE = re.compile(
-    r"(?i)(?<!no )\b(?:multiple|several|numerous|innumerable|few|scattered|bilateral|two|three|"
-    r"four|additional|another|second|other)\b[^.;]{0,40}?\bnodul")
-
-SCREENING = re.compile(
-    r"(?i)\b(?:lung cancer screening|screening (?:low[- ]dose )?(?:ct|cat)\b|ldct|"
-    r"low[- ]dose (?:ct|cat|chest)|lung[- ]?rads)")
-LUNG_RADS_CATEGORY = re.compile(
-    r"(?i)\blung[- ]?rads(?:\s*v(?:ersion)?\s*(?:1\.1|2022))?\s*(?:category|cat\.?)?\s*[:#-]?"
-    r"\s*(0|1|2|3|4a|4b|4x)s?\b")
-CANCER = re.compile(
-    r"(?i)\b(?:cancer|carcinoma\w*|malignan\w*|metasta\w*|lymphoma|leuka?emia|myeloma|melanoma|"
-    r"sarcoma|oncolog\w*|staging|neoplasm|tumou?r)\b")
-NOT_CANCER = re.compile(r"(?i)\b(?:lung )?cancer screening\b")
-IMMUNOSUPPRESSED = re.compile(
-    r"(?i)\b(?:immuno-?compromised|immuno-?suppress\w*|transplant\w*|chemotherapy|hiv|"
-    r"neutropeni\w*)\b")
-NEGATED_BEFORE = re.compile(r"(?i)\b(?:no|not|without|denies|negative for)\b[^.;:\n]{0,25}$")
-CONDITIONAL_SENTENCE = re.compile(r"(?i)\b(?:if|unless|whether)\b")
-LOW_RISK = re.compile(
-    r"(?i)\blow[- ]risk\b|\bnever[- ]smok\w*|\bnon-?smoker|\bnever smoked|"
-    r"\bno (?:history of )?(?:smoking|tobacco)|\bdenies (?:smoking|tobacco)")
-HIGH_RISK = re.compile(
-    r"(?i)\bhigh[- ]risk\b|\bsmok(?:er|ers|ing|es|ed)\b|\bpack[- ]?years?\b|\btobacco\b")
-
-TI_RADS = re.compile(r"(?i)\bti[- ]?rads\b")
-THYROID_DISEASE = re.compile(
-    r"(?i)\bthyroid (?:cancer|carcinoma|disease)|\bthyroidectomy|\bhashimoto|\bgraves|"
-    r"\b(?:hyper|hypo)thyroid\w*|\bgoit(?:er|re)|\bmultiple endocrine neoplasia|\bMEN ?2")
-SUSPICIOUS_THYROID = re.compile(
-    r"(?i)\bmicrocalcification|\binvasi\w+|\bextrathyroidal|\bsuspicious|"
-    r"\b(?:abnormal|enlarged|pathologic) (?:cervical )?(?:lymph )?nodes?|\blymphadenopathy|"
-    r"\bFDG|\b(?:PET[- ])?avid|\bhypermetabolic")
-BOSNIAK = re.compile(
-    r"(?i)\bbosniak\s*(?:category\s*|class\s*|type\s*)?(IIF|2F|III|IV|II|I|[1-4])\b")
-BOSNIAK_NAMES = {"1": "I", "2": "II", "2F": "IIF", "3": "III", "4": "IV"}
-SIMPLE_CYST = re.compile(r"(?i)\bsimple(?:[- ]appearing)?\b")
-COMPLEX_CYST = re.compile(
-    r"(?i)\bcomplex|\bseptat\w*|\benhanc\w*|\bsolid component|\bmural nodul\w*|\bthick\w* wall")
-BENIGN_ADRENAL = re.compile(
-    r"(?i)\badenomas?\b|\blipid[- ]rich|\bmyelolipoma|\bmacroscopic fat|\bfat[- ]containing|"
-    r"\bsignal (?:drop|loss)|(?:<|less than|under|below)\s*10\s*(?:HU|hounsfield)|"
-    r"\bstable\b[^.;]{0,40}\b(?:since \d{4}|(?:for|over|since)\b[^.;]{0,20}"
-    r"\b(?:\d+|one|two|three|several|many) years?)")
-HU_VALUE = re.compile(r"(?i)(?<![<\d])(-?\d+(?:\.\d+)?)\s*(?:HU|hounsfield)")
-SUSPICIOUS_ADRENAL = re.compile(r"(?i)\bheterogene\w*|\bnecro\w*|\birregular|\benlarg\w*|"
-                                r"\bgrow\w*|\bsuspicious")
-BIOPSY = re.compile(r"(?i)\b(?:biops\w*|tissue sampling|fine[- ]needle aspiration|FNA|"
-                    r"bronchoscop\w*|percutaneous sampling)\b")
-NO_FOLLOW_UP = re.compile(
-    r"(?i)\bno (?:further |additional |routine )?(?:follow[- ]?up|imaging|surveillance)\b|"
-    r"\bfollow[- ]?up (?:imaging )?(?:is )?not (?:needed|required|recommended|necessary)")
-NAMED_SOURCE = re.compile(
-    r"(?i)\bfleischner|\blung[- ]?rads|\bamerican college of (?:chest physicians|radiology)|"
-    r"\bACCP\b|\bACR\b|\bamerican lung association|\bbritish thoracic society|\bBTS\b")
+# Descriptor values that make a nodule benign for Fleischner 2017 and QPP 364.
+BENIGN_NODULE = frozenset({"calcified", "granuloma", "benign", "hamartoma", "fat-containing",
+                           "intrapulmonary lymph node"})
+# Benign and suspicious adrenal features (Mayo-Smith 2017; QPP 405's "likely benign").
+BENIGN_ADRENAL = frozenset({"adenoma", "lipid-rich", "myelolipoma", "macroscopic fat",
+                            "fat-containing", "signal drop", "under 10 HU", "stable for years"})
+SUSPICIOUS_ADRENAL = frozenset({"heterogeneous", "necrosis", "irregular", "enlarging",
+                                "suspicious"})
+ADRENAL_BENIGN_HU = 10
+# Suspicious thyroid features (Hoang 2015; QPP 406 exclusions).
+SUSPICIOUS_THYROID = frozenset({"microcalcification", "invasion", "suspicious",
+                                "abnormal lymph nodes", "FDG avid"})
+BOSNIAK_BENIGN = ("I", "II", "I/II")
 # Guideline names the pipeline reads that are sources for pulmonary nodule follow-up.
 NAMED_GUIDELINES = frozenset(name for _, name in GUIDELINES) - {"BI-RADS", "O-RADS", "LI-RADS"}
-LATER_STEP = re.compile(r"(?i)\bif (?:stable|unchanged|persistent|persists)|\bthen\b|"
-                        r"\bthereafter|\bsubsequent|\bfinal follow")
+
+
+def _first(descriptors: Iterable[Descriptor], values: frozenset[str]) -> Descriptor | None:
+    """The first descriptor (in text order) whose value is one of ``values``."""
+    return min((d for d in descriptors if d.value in values), key=lambda d: d.start,
+               default=None)
 
 
 @dataclass(frozen=True)
@@ -185,14 +129,6 @@ class MeasureResult:
     reason: str
 
 
-def _mention(pattern: re.Pattern[str], text: str) -> str | None:
-    """The first match of ``pattern`` in ``text`` that no "no"/"without" just before negates."""
-    for match in pattern.finditer(text):
-        if not NEGATED_BEFORE.search(text[max(0, match.start() - 40):match.start()]):
-            return match.group()
-    return None
-
-
 # --- What a guideline expects, and how a recommendation compares. ---------------------------
 
 Window = tuple[int, int]
@@ -221,7 +157,7 @@ NO_FOLLOW_UP_PLAN = _Plan("no routine follow-up")
 
 def _judge(plan: _Plan, rec: RecommendationOut) -> tuple[Verdict, str]:
     """The verdict on ``rec`` under ``plan``, and a note on why (beyond the plan itself)."""
-    procedure = "biopsy" if BIOPSY.search(rec.text) else rec.modality
+    procedure = "biopsy" if rec.tissue_sampling else rec.modality
     if plan.expects_none:
         return "inconsistent", ""
     if procedure in plan.untimed and (rec.interval_min_days is None
@@ -233,7 +169,7 @@ def _judge(plan: _Plan, rec: RecommendationOut) -> tuple[Verdict, str]:
     if rec.interval_min_days is None:
         return "insufficient_information", "the recommendation states no interval"
     low, high = rec.interval_min_days, rec.interval_max_days or rec.interval_min_days
-    windows = plan.windows + (plan.later if LATER_STEP.search(rec.text) else ())
+    windows = plan.windows + (plan.later if rec.later_step else ())
     if any(w_low - TOLERANCE_DAYS <= low and high <= w_high + TOLERANCE_DAYS
            for w_low, w_high in windows):
         return "consistent", "" if procedure else "modality not stated"
@@ -274,7 +210,7 @@ def _describe_rec(rec: RecommendationOut) -> str:
     # The modality in the report's words ("PET/CT", "chest radiograph"), else its code.
     named = next((m.text for m in modality_mentions(rec.text) if m.value == rec.modality),
                  rec.modality)
-    what = "biopsy" if BIOPSY.search(rec.text) else named or "follow-up"
+    what = "biopsy" if rec.tissue_sampling else named or "follow-up"
     if rec.interval_min_days is None:
         return f"{what} without an interval"
     return f"{what} in {_days_text(rec.interval_min_days, rec.interval_max_days)}"
@@ -294,91 +230,62 @@ def _days_text(low: int, high: int | None) -> str:
 # --- One report, with the facts derived from its text. --------------------------------------
 
 class _Report:
-    """An analysis and its facts, with sentences, sections and clinical context at hand."""
+    """An analysis and its facts, with list items, sections and clinical context at hand."""
 
     def __init__(self, analysis: ReportAnalysis, facts: ReportFacts) -> None:
         self.analysis = analysis
         self.facts = facts
         self.text = facts.text
-        self._sentence_breaks = [m.span() for m in SENTENCE_BREAK.finditer(self.text)]
-        self._item_breaks = [m.span() for m in ITEM_BREAK.finditer(self.text)]
-
-    @staticmethod
-    def _bounds(breaks: list[tuple[int, int]], start: int, end: int,
-                length: int) -> tuple[int, int]:
-        ends = [b[1] for b in breaks]
-        starts = [b[0] for b in breaks]
-        before = bisect_right(ends, start)
-        after = bisect_left(starts, end)
-        return (ends[before - 1] if before else 0,
-                starts[after] if after < len(starts) else length)
-
-    def sentence(self, start: int, end: int) -> str:
-        low, high = self._bounds(self._sentence_breaks, start, end, len(self.text))
-        return self.text[low:high]
+        self._items = TextItems(self.text)
 
     def item(self, start: int, end: int) -> tuple[int, int]:
         """Bounds of the list item or paragraph line around [start, end)."""
-        return self._bounds(self._item_breaks, start, end, len(self.text))
+        return self._items.item(start, end)
 
     def section_at(self, offset: int) -> str | None:
         return next((s.name for s in self.analysis.sections if s.start <= offset < s.end), None)
 
     @cached_property
-    def context(self) -> str:
-        """Clinical context: the procedure name and every section but the findings and the
-        conclusions (exam, history, indication, technique, comparison); the whole text when
-        the report has no findings or conclusion section."""
-        sections = self.analysis.sections
-        if not any(s.name in BODY_SECTIONS for s in sections):
-            parts = [self.text]
-        else:
-            first = min(s.start for s in sections)
-            parts = [self.text[:first]] + [self.text[s.start:s.end] for s in sections
-                                           if s.name not in BODY_SECTIONS]
-        return "\n".join([self.facts.procedure_name or "", *parts])
+    def _ordered(self) -> ClinicalContextInfo:
+        """The clinical context the order's procedure name states (read by the pipeline's
+        reader: "LOW DOSE CT LUNG CANCER SCREENING")."""
+        return read_clinical_context(self.facts.procedure_name or "")
+
+    def _stated(self, key: str, *, ordered_first: bool = True) -> str | None:
+        found: list[Mention | None] = [getattr(self.analysis.clinical_context, key),
+                                       getattr(self._ordered, key)]
+        if ordered_first:
+            found.reverse()
+        return next((m.text for m in found if m is not None), None)
 
     @cached_property
     def cancer(self) -> str | None:
-        """A known or suspected malignancy, as named in the clinical context or as a historical
-        or indication finding."""
-        for finding in self.analysis.findings:
-            name = finding.concept.name if finding.concept else finding.text
-            if ((finding.in_indication or finding.historical) and finding.assertion != "absent"
-                    and CANCER.search(name) and not NOT_CANCER.search(
-                        self.sentence(finding.start, finding.end))):
-                return finding.text
-        return _mention(CANCER, NOT_CANCER.sub("", self.context))
+        """A known or suspected malignancy: a historical or indication finding, or named in
+        the clinical context."""
+        return self._stated("cancer", ordered_first=False)
 
     @cached_property
     def immunosuppression(self) -> str | None:
-        return _mention(IMMUNOSUPPRESSED, self.context)
+        return self._stated("immunosuppression")
 
     @cached_property
     def screening(self) -> str | None:
-        match = SCREENING.search(self.context) or LUNG_RADS_CATEGORY.search(self.text)
-        return match.group() if match else None
+        return self._stated("screening")
 
     @cached_property
+    def thyroid_disease(self) -> str | None:
+        return self._stated("thyroid_disease")
+
+    @property
     def lung_rads(self) -> str | None:
         """The most severe Lung-RADS category stated (0 only when no other is)."""
-        order = ["0", "1", "2", "3", "4A", "4B", "4X"]
-        found = {m.group(1).upper() for m in LUNG_RADS_CATEGORY.finditer(self.text)}
-        return max(found, key=order.index) if found else None
+        return self.analysis.clinical_context.lung_rads
 
     @cached_property
     def risk(self) -> Literal["low", "high"] | None:
-        """Risk as stated in the text (a stated high risk wins over a stated low risk);
-        conditional sentences ("if the patient is high risk") do not count."""
-        stated = set()
-        for sentence in SENTENCE_BREAK.split(self.context + "\n\n" + self.text):
-            if not sentence or CONDITIONAL_SENTENCE.search(sentence):
-                continue
-            if LOW_RISK.search(sentence):
-                stated.add("low")
-            if HIGH_RISK.search(LOW_RISK.sub("", sentence)):
-                stated.add("high")
-        return "high" if "high" in stated else "low" if stated else None
+        """Risk as stated (a stated high risk wins over a stated low risk)."""
+        stated = {self.analysis.clinical_context.smoking_risk, self._ordered.smoking_risk}
+        return "high" if "high" in stated else "low" if "low" in stated else None
 
     @cached_property
     def exam_modality(self) -> str | None:
@@ -416,11 +323,9 @@ class _Report:
             return KIND_CONCEPTS[name]
         if name not in GENERIC_CONCEPTS:
             return None
-        for text in (finding.anatomy.name if finding.anatomy else "",
-                     self.sentence(finding.start, finding.end)):
-            organ = next(((o,) for pattern, o in ORGANS if pattern.search(text)), None)
-            if organ is not None:
-                return ORGAN_KINDS.get((organ[0], name)) if organ[0] else None
+        organ = next((d.value for d in finding.descriptors if d.name == "organ"), None)
+        if organ is not None:
+            return ORGAN_KINDS.get((organ, name))
         if not inherit:
             return None
         size = _size([finding])
@@ -612,24 +517,29 @@ SUBSOLID_BINS: SizeBins = [("<6 mm", 0, 6), (">=6 mm", 6, math.inf)]
 Texture = Literal["solid", "part-solid", "ground-glass", "subsolid"]
 
 
-def _texture(report: _Report, finding: FindingOut) -> Texture | None:
-    """Nodule texture from the concept, else the sentence; ``None`` when unstated."""
-    name = finding.concept.name if finding.concept else ""
-    sentence = report.sentence(finding.start, finding.end)
-    if name == "part-solid nodule" or PART_SOLID.search(sentence):
-        return "part-solid"
-    if name == "ground-glass nodule" or GROUND_GLASS.search(sentence):
-        return "ground-glass"
-    if name == "subsolid nodule" or SUBSOLID.search(sentence):
-        return "subsolid"
-    return "solid" if SOLID.search(sentence) else None
+TEXTURE_CONCEPTS: dict[str, Texture] = {
+    "part-solid nodule": "part-solid", "ground-glass nodule": "ground-glass",
+    "subsolid nodule": "subsolid"}
 
 
-def _multiple(report: _Report, nodules: list[FindingOut]) -> bool:
+def _texture(finding: FindingOut) -> Texture | None:
+    """Nodule texture from the concept, else as described; ``None`` when unstated."""
+    if finding.concept and finding.concept.name in TEXTURE_CONCEPTS:
+        return TEXTURE_CONCEPTS[finding.concept.name]
+    described = next((d.value for d in finding.descriptors if d.name == "texture"), None)
+    return described if described in ("solid", "part-solid", "ground-glass", "subsolid") \
+        else None  # type: ignore[return-value]
+
+
+def _benign_nodule(finding: FindingOut) -> bool:
+    return _first(finding.descriptors, BENIGN_NODULE) is not None
+
+
+def _multiple(nodules: list[FindingOut]) -> bool:
     """Several nodules: a plural finding, words like "multiple", or different sizes."""
     sizes = {s.high for s in (_size([f]) for f in nodules) if s is not None}
     return len(sizes) > 1 or any(
-        f.text.lower().endswith("s") or MULTIPLE.search(report.sentence(f.start, f.end))
+        f.text.lower().endswith("s") or any(d.name == "multiple" for d in f.descriptors)
         for f in nodules)
 
 
@@ -654,15 +564,14 @@ def _check_fleischner(report: _Report, rec: RecommendationOut,
     (Fleischner uses the mean of long and short axes, which reports rarely give)."""
     if exclusion := _pulmonary_exclusion(report):
         return _not_applicable(FLEISCHNER, f"Fleischner 2017 does not apply: {exclusion}")
-    if _mention(BENIGN_NODULE, report.sentence(anchor.start, anchor.end)) or (
-            anchor.concept and "granuloma" in anchor.concept.name):
+    if _benign_nodule(anchor) or (anchor.concept and "granuloma" in anchor.concept.name):
         return _not_applicable(FLEISCHNER, "Fleischner 2017 does not apply: the nodule is "
                                            "described as calcified or benign")
     nodules = [f for f in report.incidental("pulmonary nodule")
-               if not _mention(BENIGN_NODULE, report.sentence(f.start, f.end))] or [anchor]
-    multiple = _multiple(report, nodules)
-    textures = {id(f): _texture(report, f) for f in nodules}
-    texture = _texture(report, anchor)
+               if not _benign_nodule(f)] or [anchor]
+    multiple = _multiple(nodules)
+    textures = {id(f): _texture(f) for f in nodules}
+    texture = _texture(anchor)
     subsolid = [f for f in nodules if textures[id(f)] not in (None, "solid")]
     if multiple:
         if texture is None:
@@ -717,18 +626,16 @@ def _check_thyroid(report: _Report, rec: RecommendationOut,
     """ACR white paper (Hoang 2015) for thyroid nodules seen on CT, MRI or non-thyroid US:
     suspicious features -> ultrasound; otherwise ultrasound when >= 1.5 cm (>= 1 cm under 35),
     no further evaluation below."""
-    sentence = report.sentence(anchor.start, anchor.end)
-    item = report.text[slice(*report.item(anchor.start, anchor.end))]
-    if TI_RADS.search(sentence) or TI_RADS.search(rec.text):
+    if any(d.name == "ti_rads" for d in anchor.descriptors) or rec.guideline == "TI-RADS":
         return _not_applicable(THYROID_ACR, "the nodule has a TI-RADS assessment: the "
                                             "incidental thyroid nodule rule does not apply")
-    if disease := _mention(THYROID_DISEASE, report.context):
+    if disease := report.thyroid_disease:
         return _not_applicable(THYROID_ACR, f"known thyroid disease ({disease!r})")
     us = _Plan("thyroid ultrasound", modalities=frozenset({"US"}), untimed=frozenset({"US"}))
     none = _Plan("no further evaluation")
-    if suspicious := _mention(SUSPICIOUS_THYROID, item):
+    if suspicious := _first(anchor.descriptors, SUSPICIOUS_THYROID):
         return _verdict(THYROID_ACR, f"thyroid nodule with a suspicious feature "
-                                     f"({suspicious!r})", [("", us)], rec)
+                                     f"({suspicious.text!r})", [("", us)], rec)
     size = _size([anchor]) or _size(report.incidental("thyroid nodule"))
     if size is None:
         return GuidelineVerdict(THYROID_ACR, "insufficient_information",
@@ -751,22 +658,19 @@ def _check_thyroid(report: _Report, rec: RecommendationOut,
                             "ACR size threshold")
 
 
-def _bosniak(report: _Report, cysts: list[FindingOut]) -> str | None:
+def _bosniak(cysts: list[FindingOut]) -> str | None:
     """Bosniak class (I, II, IIF, III, IV) of a renal cyst; "simple" reads as I/II and complex
     features without a class as "complex"."""
     for finding in cysts:
-        item = report.text[slice(*report.item(finding.start, finding.end))]
-        sentence = report.sentence(finding.start, finding.end)
-        if match := BOSNIAK.search(sentence) or BOSNIAK.search(item):
-            value = match.group(1).upper()
-            return BOSNIAK_NAMES.get(value, value)
+        if stated := next((d.value for d in finding.descriptors if d.name == "bosniak"), None):
+            return stated
     for finding in cysts:
-        sentence = report.sentence(finding.start, finding.end)
+        cyst_type = next((d.value for d in finding.descriptors if d.name == "cyst_type"), None)
         complex_concept = finding.concept is not None and (
             finding.concept.name == "complex renal cyst")
-        if complex_concept or _mention(COMPLEX_CYST, sentence):
+        if complex_concept or cyst_type == "complex":
             return "complex"
-        if SIMPLE_CYST.search(sentence):
+        if cyst_type == "simple":
             return "I/II"
     return None
 
@@ -775,12 +679,12 @@ def _check_renal(report: _Report, rec: RecommendationOut,
                  anchor: FindingOut) -> GuidelineVerdict:
     """Bosniak I/II (and simple) renal cysts are benign: no follow-up (ACR 2018, Bosniak
     2019); other classes have no rule here."""
-    category = _bosniak(report, [anchor, *report.incidental("renal cyst")])
+    category = _bosniak([anchor, *report.incidental("renal cyst")])
     if category is None:
         return GuidelineVerdict(ABDOMINAL_ACR, "insufficient_information",
                                 "renal cyst neither described as simple nor given a Bosniak "
                                 "class")
-    if category not in ("I", "II", "I/II"):
+    if category not in BOSNIAK_BENIGN:
         return _not_applicable(ABDOMINAL_ACR, f"no guideline rule for a Bosniak {category} "
                                               "renal cyst" if category != "complex" else
                                "no guideline rule for a complex renal cyst without a Bosniak "
@@ -796,13 +700,15 @@ def _adrenal_class(report: _Report, anchor: FindingOut
     size = _size([anchor]) or _size(nodules)
     benign = suspicious = None
     for finding in nodules:
-        sentence = report.sentence(finding.start, finding.end)
         if finding.concept and finding.concept.name == "adrenal adenoma":
             benign = benign or "adenoma"
-        benign = benign or _mention(BENIGN_ADRENAL, sentence)
-        if any(float(v) <= 10 for v in HU_VALUE.findall(sentence)):
-            benign = benign or "attenuation <= 10 HU"
-        suspicious = suspicious or _mention(SUSPICIOUS_ADRENAL, sentence) or (
+        if feature := _first(finding.descriptors, BENIGN_ADRENAL):
+            benign = benign or feature.text
+        if any(float(d.value) <= ADRENAL_BENIGN_HU for d in finding.descriptors
+               if d.name == "attenuation_hu"):
+            benign = benign or f"attenuation <= {ADRENAL_BENIGN_HU} HU"
+        feature = _first(finding.descriptors, SUSPICIOUS_ADRENAL)
+        suspicious = suspicious or (feature.text if feature else None) or (
             "increased in size" if finding.change == "increased" else None)
     return size, benign, suspicious
 
@@ -868,8 +774,7 @@ def _measure_364(report: _Report) -> MeasureResult | None:
     of the numerator (see ``check_recommendation``)."""
     age = report.facts.age_years
     nodules = [f for f in report.incidental("pulmonary nodule")
-               if not _mention(BENIGN_NODULE, report.sentence(f.start, f.end))
-               and ((s := _size([f])) is None or s.low < MASS_MM)]
+               if not _benign_nodule(f) and ((s := _size([f])) is None or s.low < MASS_MM)]
     if (not nodules or report.known("pulmonary nodule") or report.exam_modality != "CT"
             or age is None or age < 35):
         return None
@@ -880,33 +785,26 @@ def _measure_364(report: _Report) -> MeasureResult | None:
         if not _in_conclusion(report, rec.start):
             missing.append(f"{rec.text!r} is not in the impression")
             continue
-        item = report.text[slice(*report.item(rec.start, rec.end))]
         lacks = [what for what, present in (
             ("interval", rec.interval_min_days is not None),
-            ("modality", rec.modality is not None or BIOPSY.search(rec.text)),
-            ("guideline source", rec.guideline in NAMED_GUIDELINES or NAMED_SOURCE.search(item)),
+            ("modality", rec.modality is not None or rec.tissue_sampling),
+            ("guideline source", rec.guideline in NAMED_GUIDELINES or rec.cited_source),
         ) if not present]
         if not lacks:
             return MeasureResult("364", True, True, False,
                                  f"the impression recommends {_describe_rec(rec)} citing "
-                                 f"{_source(rec, item)}")
+                                 f"{rec.cited_source or rec.guideline or 'a guideline'}")
         missing.append(f"{rec.text!r} lacks the {' and '.join(lacks)}")
-    for match in NO_FOLLOW_UP.finditer(report.text):
-        if not _in_conclusion(report, match.start()):
+    for declined in report.analysis.declined_follow_up:
+        if not _in_conclusion(report, declined.start):
             continue
-        start, end = report.item(match.start(), match.end())
-        if source := NAMED_SOURCE.search(report.text[start:end]):
+        if declined.source:
             return MeasureResult("364", True, True, False,
                                  f"the impression states no follow-up is needed citing "
-                                 f"{source.group()}")
+                                 f"{declined.source}")
         missing.append("the no-follow-up statement cites no guideline source")
     return MeasureResult("364", True, False, False, "; ".join(missing) if missing else
                          "the impression gives no follow-up recommendation for the nodule")
-
-
-def _source(rec: RecommendationOut, item: str) -> str:
-    match = NAMED_SOURCE.search(item)
-    return match.group() if match else rec.guideline or "a guideline"
 
 
 def _in_conclusion(report: _Report, offset: int) -> bool:
@@ -947,8 +845,7 @@ def _measure_405(report: _Report) -> MeasureResult | None:
     Renal cysts without "simple" or a Bosniak class, and adrenal lesions without a size, are
     not counted: the report does not say enough."""
     age = report.facts.age_years
-    cysts = [f for f in report.incidental("renal cyst") if _bosniak(report, [f]) in
-             ("I", "II", "I/II")]
+    cysts = [f for f in report.incidental("renal cyst") if _bosniak([f]) in BOSNIAK_BENIGN]
     adrenals = []
     for finding in report.incidental("adrenal nodule"):
         size, benign, suspicious = _adrenal_class(report, finding)
@@ -989,13 +886,12 @@ def _measure_406(report: _Report) -> MeasureResult | None:
     if (not nodules or not exam_fits or age is None or age < 18
             or report.known("thyroid nodule")):
         return None
-    if disease := _mention(THYROID_DISEASE, report.context):
+    if disease := report.thyroid_disease:
         return MeasureResult("406", False, False, True,
                              f"excluded: known thyroid disease ({disease!r})")
     for finding in nodules:
-        item = report.text[slice(*report.item(finding.start, finding.end))]
-        if suspicious := _mention(SUSPICIOUS_THYROID, item):
+        if suspicious := _first(finding.descriptors, SUSPICIOUS_THYROID):
             return MeasureResult("406", False, False, True, "excluded: thyroid nodule with a "
-                                 f"suspicious feature ({suspicious!r})")
+                                 f"suspicious feature ({suspicious.text!r})")
     met, reason = _follow_up_numerator(report, nodules, "thyroid nodule < 1 cm")
     return MeasureResult("406", True, met, False, reason)
