@@ -185,6 +185,12 @@ def test_questions_to_the_clinician_and_cystograms(analyze, sentence, kind, moda
     ("Telephone notification to Dr. Wu at 10:00.", "communication", []),
     ("Correlation for aspiration is suggested.", "clinical_correlation", []),
     ("Please send prior outside films for comparison.", "comparison_with_prior", []),
+    ("F/u CXR in 6 weeks to document resolution.", "imaging", ["XR"]),
+    ("Rec CT chest.", "imaging", ["CT"]),
+    ("The patient should have a follow-up chest x-ray in 6 weeks.", "imaging", ["XR"]),
+    ("Please have the patient return for additional views.", "imaging", ["XR"]),
+    ("A follow-up ultrasound is requested.", "imaging", ["US"]),
+    ("MRI to further evaluate.", "imaging", ["MR"]),
 ])
 def test_general_request_phrasings(analyze, sentence, kind, modalities):
     (rec,) = analyze(f"IMPRESSION: Small right pleural effusion. {sentence}").recommendations
@@ -199,6 +205,9 @@ def test_general_request_phrasings(analyze, sentence, kind, modalities):
     "Lung volumes may be low due to poor inspiration.",
     "This is a follow-up study after antibiotic therapy.",
     "Repeat examination shows resolution of the infiltrate.",
+    "Recommendation for follow-up was given on the prior report.",
+    "CT was performed to further evaluate the nodule seen on the radiograph.",
+    "Recurrent effusion on the right.",
 ])
 def test_general_look_alikes_are_not_requests(analyze, sentence):
     assert analyze(f"IMPRESSION: Small right pleural effusion. {sentence}"
