@@ -219,10 +219,13 @@ def smoking_risk(text: str) -> str | None:
     return "high" if "high" in stated else "low" if stated else None
 
 
-def named_source(text: str) -> tuple[str, str] | None:
-    """The first guideline source ``text`` names: (canonical name, the words used)."""
+def named_source(text: str, skip: Iterable[tuple[int, int]] = ()) -> tuple[str, str] | None:
+    """The first guideline source ``text`` names, outside the ``skip`` ranges: (canonical
+    name, the words used)."""
+    skipped = list(skip)
     found = [(match.start(), name, match.group()) for name, pattern in
-             report_feature_rules().named_source if (match := pattern.search(text))]
+             report_feature_rules().named_source for match in pattern.finditer(text)
+             if not any(low <= match.start() < high for low, high in skipped)]
     return min(found)[1:] if found else None
 
 
@@ -321,17 +324,22 @@ class ReportFeatures:
             assert hits is not None
             ent._.descriptors = self._descriptors(ent, text, hits, ents, ent_starts)
         doc._.clinical_context = self._context(doc, words, rules)
+        requests = [(span.start_char, span.end_char)
+                    for span in doc.spans.get(RECOMMENDATION_GROUP, [])]
         declined = []
         for match in rules.no_follow_up.finditer(words):
             statement = doc.char_span(*match.span(), alignment_mode="expand")
             source = self._source(
-                text, sentence_of(statement) if statement is not None else None, *match.span())
+                text, sentence_of(statement) if statement is not None else None, *match.span(),
+                others=requests)
             declined.append(DeclinedFollowUp(match.group(), match.start(), match.end(),
                                              source[0] if source else None))
         doc._.declined_follow_up = declined
         for span in doc.spans.get(RECOMMENDATION_GROUP, []):
             info = span._.recommendation
-            source = self._source(text, span, span.start_char, span.end_char)
+            source = self._source(text, span, span.start_char, span.end_char,
+                                  others=[r for r in requests if r != (span.start_char,
+                                                                       span.end_char)])
             span._.recommendation = replace(
                 info, cited_source=source[1] if source else None,
                 later_step=bool(rules.later_step.search(span.text)),
@@ -339,11 +347,16 @@ class ReportFeatures:
         return doc
 
     @staticmethod
-    def _source(text: TextItems, sentence: Span | None, start: int, end: int
-                ) -> tuple[str, str] | None:
-        """The guideline source cited in the sentence, else in its list item."""
-        return ((named_source(sentence.text) if sentence is not None else None)
-                or named_source(text.text[slice(*text.item(start, end))]))
+    def _source(text: TextItems, sentence: Span | None, start: int, end: int, *,
+                others: list[tuple[int, int]]) -> tuple[str, str] | None:
+        """The guideline source cited in the sentence, else in its list item outside the
+        other recommendations ("Recommend CT per Fleischner. Findings were discussed with
+        Dr. X." cites Fleischner for the CT, not for the call)."""
+        if sentence is not None and (source := named_source(sentence.text)):
+            return source
+        low, high = text.item(start, end)
+        return named_source(text.text[low:high],
+                            [(a - low, b - low) for a, b in others if a < high and low < b])
 
     @staticmethod
     def _descriptors(ent: Span, text: TextItems, hits: _DocHits, ents: list[Span],

@@ -92,3 +92,11 @@ def test_the_audit_reads_no_report_text_of_its_own():
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in node.names}
     assert "re" not in imported
+
+
+def test_a_source_cited_by_one_request_is_not_another_requests(analyze):
+    imaging, call = analyze(
+        "IMPRESSION: 7 mm nodule in the right upper lobe. Recommend CT chest in 3-6 months per "
+        "Fleischner. Findings were discussed with Dr. Lee at 14:20.").recommendations
+    assert (imaging.kind, imaging.cited_source) == ("imaging", "Fleischner")
+    assert (call.kind, call.cited_source) == ("communication", None)
