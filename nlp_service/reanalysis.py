@@ -23,34 +23,70 @@ def reanalyze(engine: Engine, pipeline: RadiologyPipeline,
               only_other_models: bool = True) -> dict[str, int]:
     """Re-analyse the current versions of ``accessions`` (all current reports when None);
     with ``only_other_models``, reports the active model already made are skipped."""
+    ids = reports_to_reanalyze(engine, pipeline.model_version, accessions,
+                               only_other_models=only_other_models)
+    counts = {"reanalysed": 0, "failed": 0}
+    for start in range(0, len(ids), batch_size):
+        texts = report_texts(engine, ids[start:start + batch_size])
+        results = dict(zip(texts, pipeline.analyze_stream(
+            (ReportInput(accession, text) for accession, text in texts.values()),
+            batch_size=batch_size), strict=True))
+        for key, value in store_analyses(engine, results).items():
+            counts[key] += value
+    return counts
+
+
+def reports_to_reanalyze(engine: Engine, model_version: str,
+                         accessions: Sequence[str] | None = None, *,
+                         only_other_models: bool = True) -> list[int]:
+    """Ids of the current versions of ``accessions`` (all current reports when None) that came
+    from a message; with ``only_other_models``, those ``model_version`` did not make."""
     query = select(Report.id).where(col(Report.is_current),
                                     col(Report.entered_in_error).is_(False),
                                     col(Report.inbox_id).is_not(None))
     if accessions is not None:
         query = query.where(col(Report.accession).in_(accessions))
     if only_other_models:
-        query = query.where(Report.model_version != pipeline.model_version)
+        query = query.where(Report.model_version != model_version)
     with Session(engine) as session:
-        ids = list(session.exec(query.order_by(col(Report.id))).all())
+        return [int(i) for i in session.exec(query.order_by(col(Report.id))).all()
+                if i is not None]
+
+
+def report_texts(engine: Engine, report_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """The accession and text of each stored report, by id (in id order)."""
+    with Session(engine) as session:
+        rows = session.exec(select(Report.id, Report.accession, Report.text).where(
+            col(Report.id).in_(report_ids)).order_by(col(Report.id))).all()
+    return {int(report_id): (accession, text) for report_id, accession, text in rows
+            if report_id is not None}
+
+
+def store_analyses(engine: Engine, results: dict[int, ReportAnalysis | AnalysisError]
+                   ) -> dict[str, int]:
+    """Store each analysis as a new version of its report (the worker's batch store path, one
+    transaction); a report that is no longer current, or whose analysis failed or cannot be
+    built, is counted as failed and changes nothing."""
     counts = {"reanalysed": 0, "failed": 0}
-    for start in range(0, len(ids), batch_size):
-        with session_scope(engine) as session:
-            current = list(session.exec(select(Report).where(
-                col(Report.id).in_(ids[start:start + batch_size]), col(Report.is_current))
-                .order_by(col(Report.id))))
-            inbox = {row.id: row for row in session.exec(select(InboxMessage).where(
-                col(InboxMessage.id).in_({r.inbox_id for r in current})))}
-            results = list(pipeline.analyze_stream(
-                (ReportInput(r.accession, r.text) for r in current), batch_size=batch_size))
-            drafts = []
-            for report, result in zip(current, results, strict=True):
-                draft = _draft(report, result, inbox.get(report.inbox_id))
-                if draft is None:
-                    counts["failed"] += 1
-                else:
-                    drafts.append((draft, assess_draft(draft)))
-            store_drafts(session, drafts)
-            counts["reanalysed"] += len(drafts)
+    with session_scope(engine) as session:
+        current = list(session.exec(select(Report).where(
+            col(Report.id).in_(list(results)), col(Report.is_current)).order_by(col(Report.id))))
+        inbox = {row.id: row for row in session.exec(select(InboxMessage).where(
+            col(InboxMessage.id).in_({r.inbox_id for r in current})))}
+        drafts = []
+        for report in current:
+            assert report.id is not None
+            result = results[report.id]
+            if isinstance(result, ReportAnalysis) and result.id != report.accession:
+                result = result.model_copy(update={"id": report.accession})
+            draft = _draft(report, result, inbox.get(report.inbox_id))
+            if draft is None:
+                counts["failed"] += 1
+            else:
+                drafts.append((draft, assess_draft(draft)))
+        counts["failed"] += len(results) - len(current)
+        store_drafts(session, drafts)
+        counts["reanalysed"] += len(drafts)
     return counts
 
 
