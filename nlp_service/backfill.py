@@ -183,6 +183,8 @@ def backfill(source: str, fmt: str, *, out: Path | None = None, engine: Engine |
                          "--out (a folder of Parquet parts)")
     if actors < 1 or batch_size < 1:
         raise ValueError("--actors and --batch-size must be at least 1")
+    if fmt != "stored" and not Path(source).exists():
+        raise FileNotFoundError(f"no such corpus: {source}")
     version = version_of(model_dir(model)) if mode == "full" else RULES_MODEL_VERSION
     started_here = not ray.is_initialized()
     if started_here:

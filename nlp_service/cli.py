@@ -238,6 +238,9 @@ def _first_key(current: Any, *, create: bool) -> str | None:
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Process the inbox until it is empty, "
                                                       "then exit.")] = False,
+    processes: Annotated[int, typer.Option(
+        "--processes", min=1, max=64, help="Worker processes to run under one supervisor "
+                                           "(several only help on PostgreSQL).")] = 1,
 ) -> None:
     """Run the batch worker alone (as many as you like, on PostgreSQL)."""
     from nlp_service.core.config import Settings
@@ -246,6 +249,13 @@ def worker(
     from nlp_service.storage.db import make_engine, migrate
 
     current = Settings()
+    if processes > 1 and not once:
+        from nlp_service.worker_pool import run_worker_processes
+
+        configure_logging(current.log_level)
+        migrate(make_engine(current.database_url))
+        run_worker_processes(current, processes)
+        return
     if once:
         configure_logging(current.log_level)
         engine = make_engine(current.database_url)
@@ -255,6 +265,53 @@ def worker(
                    f"retried {outcome.failed}, set aside {outcome.set_aside}")
         return
     run_service(current, api=False, mllp=False, worker=True)
+
+
+@app.command()
+def backfill(
+    source: Annotated[str, typer.Argument(
+        help="The corpus: a JSON Lines file, a folder of .txt files, a Parquet file or folder; "
+             "'stored' for the current reports of the database.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, text, parquet or stored (default: "
+                                                      "from SOURCE).")] = "",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder of Parquet parts for the analyses (not for 'stored').")] = None,
+    mode: ModeOption = "full",
+    model: ModelOption = "default",
+    actors: Annotated[int, typer.Option("--actors", min=1, help="Ray actors, each with the "
+                                                                 "pipeline loaded once.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="An existing Ray cluster (default: a local Ray started here).")]
+    = None,
+    include_same_model: Annotated[bool, typer.Option(
+        "--include-same-model", help="'stored': also reports this model already made.")]
+    = False,
+) -> None:
+    """Analyse a corpus on Ray (pip install radnlp[scale]); a rerun skips what is done."""
+    from nlp_service.backfill import backfill as run_backfill
+
+    engine = None
+    if source == "stored":
+        from nlp_service.core.config import Settings
+        from nlp_service.storage.db import make_engine, migrate
+
+        engine = make_engine(Settings().database_url)
+        migrate(engine)
+    chosen = fmt or ("stored" if source == "stored" else "text" if Path(source).is_dir()
+                     and not any(Path(source).glob("*.parquet")) else "parquet"
+                     if source.endswith(".parquet") or Path(source).is_dir() else "jsonl")
+    try:
+        counts = run_backfill(source, chosen, out=out, engine=engine, mode=mode, model=model,
+                              actors=actors, batch_size=batch_size, address=address,
+                              include_same_model=include_same_model)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"radnlp backfill: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"analysed {counts['analysed']}, failed {counts['failed']}, skipped (done "
+               f"before) {counts['skipped']}")
+    if counts["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command()

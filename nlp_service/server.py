@@ -44,12 +44,22 @@ def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
     configure_logging(settings.log_level)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    pipeline = load_pipeline(settings) if worker or api else None
+    in_process_worker = worker and not settings.worker_processes
+    pipeline = load_pipeline(settings) if in_process_worker or api else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
     worker_thread = None
     runner: Worker | None = None
-    if worker:
+    if worker and settings.worker_processes:
+        from nlp_service.worker_pool import WorkerProcesses
+
+        # Workers in processes of their own: the listener and the API keep this interpreter.
+        pool = WorkerProcesses(settings, settings.worker_processes)
+        pool.start()
+        worker_thread = threading.Thread(target=pool.supervise, args=(stop,),
+                                         name="worker-supervisor", daemon=True)
+        worker_thread.start()
+    elif worker:
         assert pipeline is not None
         runner = make_worker(settings, engine, pipeline)
         worker_thread = threading.Thread(

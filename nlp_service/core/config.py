@@ -56,6 +56,12 @@ class Settings(BaseSettings):
                                      description="Failures after which a message is set aside.")
     worker_poll_seconds: float = Field(default=0.5, gt=0,
                                        description="Idle wait between inbox polls.")
+    worker_processes: int = Field(
+        default=0, ge=0, le=64,
+        description="Worker processes `radnlp serve` starts beside the listener and the API; 0 "
+                    "runs one worker in a thread of the service's own process (a model "
+                    "activated through the API then reaches it at once; worker processes load "
+                    "the active model when they start).")
 
 
 settings = Settings()

@@ -129,3 +129,20 @@ def test_bad_arguments_fail_before_ray_starts(tmp_path: Path) -> None:
         backfill(str(tmp_path), "jsonl", mode="rules")
     with pytest.raises(ValueError, match="at least 1"):
         backfill(str(tmp_path), "jsonl", out=tmp_path / "o", mode="rules", actors=0)
+
+
+def test_the_command_line_reports_counts_and_refuses_a_missing_corpus(
+        local_ray: None, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nlp_service.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["backfill", str(_corpus(tmp_path, 3)), "--out", str(out),
+                                 "--mode", "rules"])
+    assert result.exit_code == 0, result.output
+    assert "analysed 3, failed 0, skipped (done before) 0" in result.output
+    missing = runner.invoke(app, ["backfill", str(tmp_path / "nope.jsonl"), "--out", str(out),
+                                  "--mode", "rules"])
+    assert missing.exit_code == 2 and "no such corpus" in missing.output

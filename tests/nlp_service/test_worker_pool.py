@@ -102,3 +102,47 @@ def test_worker_processes_store_every_report_once_through_a_kill(database: str) 
 def test_a_pool_needs_at_least_one_process() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WorkerProcesses(Settings(database_url="sqlite:///unused.db"), 0)
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Command lines of the processes whose parent is ``pid``, by pid."""
+    found = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+            if int(fields.get("PPid", "0")) == pid:
+                found[int(status.parent.name)] = (status.parent / "cmdline").read_text(
+                    ).replace("\0", " ")
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_serve_runs_its_workers_in_processes_of_their_own(tmp_path: Path) -> None:
+    from tests.nlp_service.test_faults import send_all, start, wait_for_port
+    from tests.nlp_service.test_service_cli import free_port
+
+    url = f"sqlite:///{tmp_path / 'radnlp.db'}"
+    mllp, http = free_port(), free_port()
+    service = start("serve", url, mllp, http, RADNLP_WORKER_PROCESSES="2",
+                    RADNLP_AUTH_REQUIRED="false")
+    try:
+        wait_for_port(mllp, service)
+        acked: dict[str, str] = {}
+        send_all(mllp, messages(20, "SP"), acked)
+        assert set(acked.values()) == {"AA"} and len(acked) == 20
+        engine = make_engine(url)
+        deadline = time.monotonic() + 180
+        while _counts(engine) != {"done": 20}:
+            assert time.monotonic() < deadline, _counts(engine)
+            time.sleep(0.2)
+        engine.dispose()
+        workers = [pid for pid, line in _children(service.pid).items() if "spawn_main" in line
+                   and "resource_tracker" not in line]
+        assert len(workers) == 2, _children(service.pid)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=120)
+    # SIGTERM stops the workers with the service: none is left running on its own.
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
