@@ -146,3 +146,38 @@ def test_the_command_line_reports_counts_and_refuses_a_missing_corpus(
     missing = runner.invoke(app, ["backfill", str(tmp_path / "nope.jsonl"), "--out", str(out),
                                   "--mode", "rules"])
     assert missing.exit_code == 2 and "no such corpus" in missing.output
+
+
+def test_a_backfill_killed_mid_run_resumes_and_stores_each_report_once(tmp_path: Path) -> None:
+    """The command on a local Ray of its own, 2 actors, 500 reports, SIGKILLed (with its Ray)
+    once the first batch is written; the rerun analyses only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus, out = _corpus(tmp_path, 500), tmp_path / "out"
+    command = [sys.executable, "-m", "nlp_service.cli", "backfill", str(corpus), "--out",
+               str(out), "--mode", "rules", "--actors", "2", "--batch-size", "5"]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.Popen(command, cwd=root, env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not (out.exists() and any(out.glob("part-*.parquet"))):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray it started
+    first.wait(timeout=60)
+    written = len(_rows(out))
+    assert 0 < written < 500, "the run was not cut short"
+
+    rerun = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                           timeout=300)
+
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"skipped (done before) {written}" in rerun.stdout
+    rows = _rows(out)  # raises if any report was written twice
+    assert sorted(rows) == sorted(f"r{i}" for i in range(500))
+    assert all(row["analysis"] for row in rows.values())
