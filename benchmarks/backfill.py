@@ -36,7 +36,8 @@ TARGET_REPORTS, TARGET_HOURS = 50_000_000, 24
 
 def corpus_texts(data: Path, n: int) -> list[str]:
     texts = [r.text for r in read_cmc(data / "cmc2007_train.xml") if r.text.strip()]
-    texts += [r.text for r in read_openi(data / "openi_dev") if r.text.strip()]
+    if (data / "openi_dev").is_dir():
+        texts += [r.text for r in read_openi(data / "openi_dev") if r.text.strip()]
     return list(itertools.islice(itertools.cycle(texts), n))
 
 

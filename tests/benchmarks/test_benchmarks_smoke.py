@@ -188,3 +188,25 @@ def test_keyword_baseline_reads_a_sentence() -> None:
     [rec] = keyword_baseline("IMPRESSION: Nodule. Recommend CT chest in 3 months.")
     assert (rec.modality, rec.body_region, rec.interval_min_days) == ("CT", "chest", 90)
     assert rec.text == "Recommend CT chest in 3 months."
+
+
+@pytest.mark.slow
+def test_workers_main(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import workers
+
+    postgres = os.environ.get("RADNLP_TEST_POSTGRES_URL")
+    assert workers.main(["--n", "40", "--processes", "1,2", "--batch-size", "8",
+                         *(["--postgres", postgres] if postgres else [])]) == 0
+    output = capsys.readouterr().out
+    assert _row(output.replace("    sqlite", "sqlite"), "sqlite")[2] == "40"
+    assert ("postgresql" in output) == bool(postgres)
+
+
+@pytest.mark.slow
+def test_backfill_main(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import backfill
+
+    assert backfill.main([str(data_dir), "--n", "12", "--actors", "1", "--mode", "rules"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.strip().startswith("1 ")]
+    assert rows and rows[0][1] == "12" and rows[0][2] == "0"
