@@ -12,14 +12,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RADNLP_MLLP_HOST=0.0.0.0
 
 WORKDIR /app
-# The CPU build of torch first, so the project's pin does not pull a CUDA build.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# The CPU build of torch first, so the project's pin does not pull a CUDA build; a GPU image for
+# backfills: --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 --build-arg
+# EXTRAS=[scale] (Ray, see nlp_service/deploy/).
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=""
+RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY nlp_service nlp_service
 COPY pipelines pipelines
 COPY terminology terminology
 COPY annotations annotations
-RUN pip install . \
+RUN pip install ".${EXTRAS}" \
     && useradd --system --uid 10001 --home-dir /data radnlp \
     && mkdir -p /data && chown radnlp /data
 
