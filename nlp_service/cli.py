@@ -419,7 +419,7 @@ def reanalyze(
     configure_logging(current.log_level)
     engine = make_engine(current.database_url)
     migrate(engine)
-    pipeline = load_pipeline(current)
+    pipeline = load_pipeline(current, engine)
     counts = run(engine, pipeline, accessions or None,
                  only_other_models=not include_same_model)
     typer.echo(f"model {pipeline.model_version}: {counts['reanalysed']} report(s) re-analysed, "
@@ -618,16 +618,37 @@ def model_list(
 def model_activate(
     version: Annotated[str, typer.Argument(help="A version folder under pipelines/models.")],
 ) -> None:
-    """Make a version the default of --mode full (after checking that it loads)."""
-    from annotations.registry import activate
+    """Make a version the active one (after checking that it loads): in the registry of
+    RADNLP_DATABASE_URL, which every worker of the service follows at its next claim, and as
+    the models folder's DEFAULT for `radnlp analyze` when that folder is writable."""
+    from annotations.registry import activate as activate_folder
+    from nlp_service.core.config import Settings
+    from nlp_service.model_registry import activate, models_folder, version_folder
+    from nlp_service.storage.db import make_engine, migrate, session_scope
 
+    current = Settings()
+    folder = models_folder(current)
+    if version_folder(folder, version) is None:  # before any database is opened
+        typer.echo(f"error: Model version {version!r} not found under {folder}.", err=True)
+        raise typer.Exit(code=2)
+    engine = make_engine(current.database_url)
+    migrate(engine)
     try:
-        activate(version)
+        with session_scope(engine) as session:
+            row = activate(session, version, folder, actor="radnlp model activate")
+            name = row.name
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    typer.echo(f"active model: {version} (a running service loads it on restart, or at once "
-               f"through POST /api/v1/models/{version}/activate)")
+    finally:
+        engine.dispose()
+    try:
+        activate_folder(name, models_dir=folder)
+        where = f"and {folder / 'DEFAULT'}"
+    except OSError:
+        where = f"({folder} is read-only: `radnlp analyze` keeps its DEFAULT)"
+    typer.echo(f"active model: {version}, in the registry of {current.database_url} {where}; "
+               "running workers load it at their next claim")
 
 
 # --- API keys: only their hash is stored; a new key is printed once. -----------------------

@@ -22,17 +22,34 @@ from pipelines.pipeline import RadiologyPipeline
 ReadyHook = Callable[[Settings, int, int], None]
 
 
-def load_pipeline(settings: Settings) -> RadiologyPipeline:
-    return RadiologyPipeline.load(settings.pipeline_mode, model=settings.model,
+def load_pipeline(settings: Settings, engine: Engine | None = None) -> RadiologyPipeline:
+    """The pipeline of the settings' mode; in full mode with the default model and a database,
+    the registry's active version (registering the models folder on first use)."""
+    model = settings.model
+    if settings.pipeline_mode == "full" and model == "default" and engine is not None:
+        from nlp_service.model_registry import active_model, models_folder, sync_registry
+        from nlp_service.storage.db import session_scope
+
+        folder = models_folder(settings)
+        with session_scope(engine) as session:
+            sync_registry(session, folder)
+            active = active_model(session)
+            if active is not None:
+                model = str(folder / active.name)
+    return RadiologyPipeline.load(settings.pipeline_mode, model=model,
                                   max_chars=settings.max_report_chars)
 
 
 def make_worker(settings: Settings, engine: Engine,
                 pipeline: RadiologyPipeline | None = None) -> Worker:
-    return Worker(engine, pipeline or load_pipeline(settings),
+    from nlp_service.model_registry import models_folder
+
+    follow = settings.pipeline_mode == "full" and settings.model == "default"
+    return Worker(engine, pipeline or load_pipeline(settings, engine),
                   batch_size=settings.worker_batch_size,
                   lease_seconds=settings.worker_lease_seconds,
-                  max_attempts=settings.worker_max_attempts)
+                  max_attempts=settings.worker_max_attempts,
+                  models_dir=models_folder(settings) if follow else None)
 
 
 def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
@@ -45,7 +62,7 @@ def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
     engine = make_engine(settings.database_url)
     migrate(engine)
     in_process_worker = worker and not settings.worker_processes
-    pipeline = load_pipeline(settings) if in_process_worker or api else None
+    pipeline = load_pipeline(settings, engine) if in_process_worker or api else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
     worker_thread = None

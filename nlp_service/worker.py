@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from loguru import logger
 from sqlalchemy import Engine
@@ -30,9 +31,9 @@ from nlp_service.intake.hl7 import parse_oru
 from nlp_service.intake.message import ParsedMessage
 from nlp_service.storage.db import session_scope
 from nlp_service.storage.fhir_store import FhirWriter
-from nlp_service.storage.models import InboxMessage, Report, utcnow
+from nlp_service.storage.models import InboxMessage, ModelVersion, Report, utcnow
 from nlp_service.storage.reports import ReportDraft, ReportWriter, prepare_report
-from pipelines.pipeline import RadiologyPipeline, ReportInput
+from pipelines.pipeline import RULES_MODEL_VERSION, RadiologyPipeline, ReportInput
 from pipelines.schema import AnalysisError, ReportAnalysis
 
 
@@ -62,11 +63,14 @@ class Worker:
 
     def __init__(self, engine: Engine, pipeline: RadiologyPipeline, *, batch_size: int = 32,
                  lease_seconds: float = 300.0, max_attempts: int = 3,
-                 worker_id: str | None = None, pipelined: bool | None = None) -> None:
+                 worker_id: str | None = None, pipelined: bool | None = None,
+                 models_dir: Path | None = None) -> None:
         if batch_size < 1 or max_attempts < 1 or lease_seconds <= 0:
             raise ValueError("batch_size and max_attempts must be >= 1 and lease_seconds > 0")
         self.engine = engine
         self.pipeline = pipeline
+        # With a models folder, the worker follows the registry's active version (full mode).
+        self.models_dir = models_dir
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
@@ -74,9 +78,26 @@ class Worker:
         # See run_forever; by default, everywhere but on SQLite.
         self.pipelined = engine.dialect.name != "sqlite" if pipelined is None else pipelined
 
+    def follow_active_model(self) -> None:
+        """Load the registry's active model version if it is not the one this worker runs:
+        an activation in one process reaches the workers of every process at their next
+        claim. Rules mode has no model to follow."""
+        if self.models_dir is None or self.pipeline.model_version == RULES_MODEL_VERSION:
+            return
+        with Session(self.engine) as session:
+            active = session.exec(select(ModelVersion).where(col(ModelVersion.active))).first()
+        if active is None or active.version == self.pipeline.model_version:
+            return
+        logger.info("worker {}: active model {} -> {}", self.worker_id,
+                    self.pipeline.model_version, active.version)
+        self.pipeline = RadiologyPipeline.load("full", model=str(self.models_dir / active.name),
+                                               max_chars=self.pipeline.max_chars)
+
     def claim(self, now: datetime | None = None) -> list[InboxMessage]:
         """Claim up to ``batch_size`` messages: pending ones, and claimed ones whose lease
-        expired; an expired one that has used all its attempts is set aside instead."""
+        expired; an expired one that has used all its attempts is set aside instead. The
+        active model version is checked first (``follow_active_model``)."""
+        self.follow_active_model()
         now = now or utcnow()
         with session_scope(self.engine) as session:
             query = (select(InboxMessage)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     fhir_base_url: str | None = Field(
         default=None, description="Public base URL of /fhir; defaults to the request's own URL.")
 
+    models_dir: str | None = Field(
+        default=None, description="Folder of model versions (their artefacts); default: the "
+                                  "installed pipelines/models. The active version is kept in "
+                                  "the database, so this folder may be read-only.")
     worker_batch_size: int = Field(default=64, gt=0,
                                    description="Inbox messages a worker claims at once.")
     worker_lease_seconds: float = Field(default=300.0, gt=0,

@@ -407,6 +407,27 @@ class AccessLogPatient(SQLModel, table=True):
     patient_id: str = Field(max_length=64)
 
 
+class ModelVersion(SQLModel, table=True):
+    """A model version in the registry: its artefacts are the folder ``name`` under the
+    models folder (``RADNLP_MODELS_DIR``); exactly one row is active once any is. Every worker
+    reads the active version when it claims a batch, so one activation reaches them all."""
+
+    __tablename__ = "model_version"
+
+    version: str = Field(primary_key=True, max_length=100)
+    name: str = Field(max_length=200)
+    parent: str | None = Field(default=None, max_length=100)
+    data_snapshot: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON()))
+    metrics: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON()))
+    created: str | None = Field(default=None, max_length=40)
+    active: bool = Field(default=False, index=True)
+    registered_at: datetime = Field(default_factory=utcnow,
+                                    sa_column=sa.Column(UTCDateTime(), nullable=False))
+    activated_at: datetime | None = Field(default=None,
+                                          sa_column=sa.Column(UTCDateTime(), nullable=True))
+    activated_by: str | None = Field(default=None, max_length=200)
+
+
 def is_current(model: type[Report] | type[FhirResource]) -> Any:
     """SQL: the row is the current version of its report or resource."""
     # Not "is_current = true": as an equality it draws the planners (SQLite's, and

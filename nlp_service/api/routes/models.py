@@ -8,9 +8,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from annotations.registry import activate, list_versions
 from nlp_service.api.deps import EngineDep, PipelineDep, SettingsDep
+from nlp_service.model_registry import activate, describe, models_folder, sync_registry
 from nlp_service.reanalysis import reanalyze
+from nlp_service.storage.db import session_scope
 from pipelines.pipeline import RadiologyPipeline
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -24,21 +25,36 @@ class ReanalyzeRequest(BaseModel):
 
 
 @router.get("/models", summary="Model versions")
-def models() -> Any:
-    """Every model version with its parent, data snapshot, metrics, and which is active."""
-    return {"items": list_versions()}
+def models(engine: EngineDep, settings: SettingsDep) -> Any:
+    """Every model version with its parent, data snapshot, metrics, and which is active (the
+    registry in the database; new folders under the models folder are registered)."""
+    folder = models_folder(settings)
+    with session_scope(engine) as session:
+        return {"items": [describe(row) for row in sync_registry(session, folder)]}
 
 
 @router.post("/models/{version}/activate", summary="Activate a model version")
-async def activate_model(version: str, request: Request, settings: SettingsDep) -> Any:
-    """Make ``version`` the default and load it in this service (API and worker)."""
+async def activate_model(version: str, request: Request, engine: EngineDep,
+                         settings: SettingsDep) -> Any:
+    """Make ``version`` the active one in the registry: every worker, in any process, loads it
+    at its next claim; this service's own pipeline loads it now."""
+    folder = models_folder(settings)
+    principal = getattr(request.state, "principal", None)
+
+    def write() -> str:
+        with session_scope(engine) as session:
+            row = activate(session, version, folder,
+                           actor=principal.name if principal is not None else None)
+            return row.name
+
     try:
-        await run_in_threadpool(activate, version)
+        name = await run_in_threadpool(write)
     except (FileNotFoundError, ValueError) as exc:
         raise HTTPException(status_code=404 if isinstance(exc, FileNotFoundError) else 422,
                             detail=str(exc)) from exc
     if settings.pipeline_mode == "full":
-        pipeline = await run_in_threadpool(RadiologyPipeline.load, "full", model=version,
+        pipeline = await run_in_threadpool(RadiologyPipeline.load, "full",
+                                           model=str(folder / name),
                                            max_chars=settings.max_report_chars)
         request.app.state.pipeline = pipeline
         worker = getattr(request.app.state, "worker", None)
