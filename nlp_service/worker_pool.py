@@ -12,6 +12,7 @@ out) and stops them all on SIGTERM or Ctrl-C, each finishing its batch.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -26,13 +27,19 @@ RESTART_DELAY_SECONDS = 1.0  # a worker that dies at once is not restarted in a 
 STOP_GRACE_SECONDS = 60.0
 
 
-def _run_worker(settings: dict[str, Any], index: int) -> None:
+def _run_worker(settings: dict[str, Any], index: int, count: int) -> None:
     """One worker process: its own engine and pipeline, until SIGTERM."""
     from nlp_service.core.logging import configure_logging
     from nlp_service.server import make_worker
     from nlp_service.storage.db import make_engine
 
     current = Settings(**settings)
+    if current.pipeline_mode == "full":
+        import torch
+
+        # Each process would take every core for its matrix products; N of them on the same
+        # cores only get in each other's way. Share them out instead.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
     configure_logging(current.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -60,7 +67,7 @@ class WorkerProcesses:
 
     def _start(self, index: int) -> None:
         process = self._context.Process(
-            target=_run_worker, args=(self.settings.model_dump(), index),
+            target=_run_worker, args=(self.settings.model_dump(), index, self.count),
             name=f"radnlp-worker-{index}", daemon=False)
         process.start()
         self._processes[index] = process
