@@ -44,8 +44,16 @@ class Settings(BaseSettings):
                                   "(sessions then end with the process).")
     session_max_age_seconds: int = Field(default=12 * 3600, gt=0,
                                          description="How long a browser session lasts.")
+    public_url: str | None = Field(
+        default=None, description="The service's public base URL (https://radnlp.example.org), "
+                                  "for links and redirects; defaults to http://HTTP_HOST:"
+                                  "HTTP_PORT. Never taken from a request's Host header.")
     fhir_base_url: str | None = Field(
-        default=None, description="Public base URL of /fhir; defaults to the request's own URL.")
+        default=None, description="Public base URL of /fhir; defaults to PUBLIC_URL/fhir.")
+    api_statement_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="A query of an API request running longer is "
+                                        "cancelled (answered 503): no query outlives its "
+                                        "request.")
 
     worker_batch_size: int = Field(default=64, gt=0,
                                    description="Inbox messages a worker claims at once.")
@@ -56,6 +64,10 @@ class Settings(BaseSettings):
                                      description="Failures after which a message is set aside.")
     worker_poll_seconds: float = Field(default=0.5, gt=0,
                                        description="Idle wait between inbox polls.")
+
+    def base_url(self) -> str:
+        """The public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
 
 settings = Settings()

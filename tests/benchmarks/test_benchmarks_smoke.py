@@ -188,3 +188,17 @@ def test_keyword_baseline_reads_a_sentence() -> None:
     [rec] = keyword_baseline("IMPRESSION: Nodule. Recommend CT chest in 3 months.")
     assert (rec.modality, rec.body_region, rec.interval_min_days) == ("CT", "chest", 90)
     assert rec.text == "Recommend CT chest in 3 months."
+
+
+def test_intake_fairness_main(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import intake_fairness
+
+    # 600 groups: over the 64 KB at which a message goes to the large-message pool.
+    assert intake_fairness.main(["--large", "2", "--groups", "600"]) == 0
+    out = capsys.readouterr().out
+    assert "2 large messages of" in out
+    for name in ("configured (large messages in their own pool)",
+                 "shared pool of 4 threads (before issue 17)"):
+        row = next(line.split() for line in out.splitlines() if line.strip().startswith(name))
+        aa, sent = row[-1].split("/")
+        assert aa == sent and int(row[-5]) >= 3  # every message AA; small ones were timed
