@@ -22,6 +22,9 @@ from sqlmodel import Session, col, func, select
 from nlp_service.storage.models import ApiKey
 
 ROLES = ("ingest", "ehr", "auditor", "navigator", "annotator", "admin")
+# The roles that read stored reports (admin reads everything): annotators do not, so they
+# annotate only texts given to them or tasks others made.
+REPORT_READERS = ("ehr", "auditor", "navigator")
 KEY_PREFIX = "radnlp"
 
 
@@ -109,6 +112,8 @@ def sign_session(secret: bytes, key_id: str, *, max_age: int, now: float | None 
 
 def read_session(secret: bytes, value: str, *, now: float | None = None) -> str | None:
     """The key id of a valid, unexpired session cookie, or None."""
+    if not value.isascii():  # ours are base64; compare_digest refuses other text
+        return None
     payload, _, signature = value.partition(".")
     expected = _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
     if not signature or not hmac.compare_digest(signature, expected):

@@ -115,6 +115,7 @@ async def _serve(settings: Settings, engine: Engine, pipeline: RadiologyPipeline
                if settings.mllp_tls_cert and settings.mllp_tls_key else None)
         listener = MLLPServer(engine, host=settings.mllp_host, port=settings.mllp_port,
                               max_bytes=settings.max_message_bytes,
+                              max_report_chars=settings.max_report_chars,
                               allowed_sources=settings.mllp_allowed_sources, ssl_context=tls)
         await listener.start()
     http = None

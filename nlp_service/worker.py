@@ -29,7 +29,7 @@ from nlp_service.audit.tracking import Assessment, FollowUpTracker, PatientKey, 
 from nlp_service.core.metrics import BATCH_SECONDS, WORKER_MESSAGES, WORKER_REPORTS
 from nlp_service.intake.hl7 import parse_oru
 from nlp_service.intake.message import ParsedMessage
-from nlp_service.storage.db import session_scope
+from nlp_service.storage.db import describe_error, session_scope
 from nlp_service.storage.fhir_store import FhirWriter
 from nlp_service.storage.models import InboxMessage, ModelVersion, Report, utcnow
 from nlp_service.storage.reports import ReportDraft, ReportWriter, prepare_report
@@ -165,7 +165,7 @@ class Worker:
                     with session_scope(self.engine) as session:
                         outcome.reports += self._store(session, [item])
                 except Exception as exc:
-                    item.error = f"storing failed: {type(exc).__name__}: {exc}"[:2000]
+                    item.error = f"storing failed: {describe_error(exc)}"
         with session_scope(self.engine) as session:
             self._finish(session, prepared, outcome)
         return outcome
@@ -210,7 +210,7 @@ class Worker:
                       for report, analysis in zip(item.message.reports, item.analyses,
                                                   strict=True)]
         except Exception as exc:  # as storing it would have failed
-            item.error = f"storing failed: {type(exc).__name__}: {exc}"[:2000]
+            item.error = f"storing failed: {describe_error(exc)}"
             return
         item.drafts = [(draft, assess_draft(draft)) for draft in drafts]
 

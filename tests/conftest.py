@@ -156,6 +156,9 @@ def serving(app: FastAPI) -> Iterator[str]:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
+    if app.state.settings.public_url is None:  # as a deployment configures it
+        app.state.settings = app.state.settings.model_copy(
+            update={"public_url": f"http://127.0.0.1:{port}"})
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

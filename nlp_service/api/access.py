@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
+from nlp_service.api.errors import error_answer
 from nlp_service.storage.access_log import record_access
 from nlp_service.storage.models import AccessLogEntry
 
@@ -77,8 +77,10 @@ async def log_access(request: Request,
     entry = AccessLogEntry(
         key_id=principal.key_id if principal else None,
         key_name=principal.name if principal else None,
-        method=request.method, path=request.url.path[:2000],
-        query=request.url.query[:4000] or None, status=response.status_code,
+        # NUL (a refused request's) is text no database stores: shown as U+FFFD.
+        method=request.method, path=request.url.path[:2000].replace("\x00", "\ufffd"),
+        query=request.url.query[:4000].replace("\x00", "\ufffd") or None,
+        status=response.status_code,
         action=_action(request, response),
         client=request.client.host if request.client else None)
     patients: set[str] = getattr(request.state, _PATIENTS, set())
@@ -89,6 +91,5 @@ async def log_access(request: Request,
         await run_in_threadpool(record_access, request.app.state.engine, entry, patients)
     except SQLAlchemyError as exc:
         logger.error("access log write failed ({}): answer withheld", type(exc).__name__)
-        return JSONResponse({"detail": "the access could not be recorded; try again"},
-                            status_code=503)
+        return error_answer(request, 503, "the access could not be recorded; try again")
     return response

@@ -33,6 +33,13 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
+def public_url(request: Request) -> str:
+    """The service's public base URL (RADNLP_PUBLIC_URL): links and redirects are built on it,
+    never on the request's Host header, which any client sets."""
+    settings: Settings = request.app.state.settings
+    return settings.base_url()
+
+
 def get_pipeline(request: Request) -> RadiologyPipeline:
     """The service's pipeline, loaded on first use (never at import time)."""
     state = request.app.state

@@ -9,13 +9,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from loguru import logger
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nlp_service import __version__
 from nlp_service.api.access import log_access
+from nlp_service.api.deps import public_url
+from nlp_service.api.errors import answer_errors, error_answer, http_error, validation_error
+from nlp_service.api.limits import json_depth_refusal
 from nlp_service.api.routes import access_log as access_log_routes
 from nlp_service.api.routes import (
     annotate,
@@ -29,11 +33,11 @@ from nlp_service.api.routes import (
     reports,
 )
 from nlp_service.api.routes import annotations as annotation_routes
-from nlp_service.api.routes.fhir import operation_outcome
+from nlp_service.api.routes.fhir import FhirError, error_response
 from nlp_service.api.security import AuthError, Style, auth_error_response, require_roles
 from nlp_service.core.config import Settings
 from nlp_service.security import ROLES
-from nlp_service.storage.db import make_engine, migrate
+from nlp_service.storage.db import make_engine, migrate, with_statement_timeout
 from pipelines.pipeline import RadiologyPipeline
 
 # A JSON string holds NUL only as the escape \u0000 after an even number of backslashes
@@ -66,7 +70,8 @@ def _has_lone_surrogate(body: bytes) -> bool:
 
 async def _refusal(request: Request) -> str | None:
     """Why ``request`` cannot be stored as text, if it cannot: a NUL character in the path,
-    query or JSON body, or an unpaired surrogate in a JSON body."""
+    query or JSON body, an unpaired surrogate in a JSON body, or JSON nested deeper than a
+    parser can follow."""
     if "\x00" in request.url.path or any("\x00" in key or "\x00" in value
                                          for key, value in request.query_params.multi_items()):
         return "NUL characters are not allowed in the path or query"
@@ -74,6 +79,8 @@ async def _refusal(request: Request) -> str | None:
         body = await request.body()  # cached by Starlette for the route
         if b"\x00" in body or _JSON_NUL_ESCAPE.search(body):
             return "NUL characters are not allowed in the request body"
+        if (depth_refusal := json_depth_refusal(body)) is not None:
+            return depth_refusal
         if _JSON_SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(body):
             return "the request body holds an unpaired UTF-16 surrogate (not Unicode text)"
     return None
@@ -86,10 +93,7 @@ async def refuse_unstorable_text(request: Request,
     sends them."""
     reason = await _refusal(request)
     if reason is not None:
-        if request.url.path.startswith("/fhir"):
-            return JSONResponse(operation_outcome("invalid", reason), status_code=400,
-                                media_type="application/fhir+json")
-        return JSONResponse({"detail": reason}, status_code=400)
+        return error_answer(request, 400, reason)
     return await call_next(request)
 
 
@@ -100,26 +104,31 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-# JSON and FHIR answers hold patient data: no browser or proxy keeps them.
-NO_STORE_PREFIXES = ("/api/", "/fhir")
 
 
 def limit_and_harden(max_body_bytes: int) -> Callable[..., Awaitable[Response]]:
-    """Middleware: refuse bodies over ``max_body_bytes`` (413) before reading them, and add
-    the security headers to every answer."""
+    """Middleware: refuse bodies over ``max_body_bytes`` (413) before reading them, add the
+    security headers to every answer, and point redirects at the public URL."""
 
     async def middleware(request: Request,
                          call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            response: Response = JSONResponse(
-                {"detail": f"request body exceeds {max_body_bytes} bytes"}, status_code=413)
+        if declared.isascii() and declared.isdigit() and int(declared) > max_body_bytes:
+            response: Response = error_answer(
+                request, 413, f"request body exceeds {max_body_bytes} bytes")
         else:
             response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(NO_STORE_PREFIXES):
-            response.headers.setdefault("Cache-Control", "no-store")
+        # Pages, JSON and FHIR answers can hold patient data: no browser or proxy keeps them
+        # (the static pages and scripts say no-cache themselves).
+        response.headers.setdefault("Cache-Control", "no-store")
+        location = response.headers.get("location")
+        own = str(request.base_url)
+        if location and location.startswith(own):
+            # Starlette's own redirects (a trailing slash) are absolute, built on Host.
+            response.headers["location"] = (public_url(request) + "/"
+                                            + location.removeprefix(own))
         return response
 
     return middleware
@@ -140,7 +149,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         summary="Radiology report NLP: HL7 v2 intake, structured findings, FHIR R4.",
     )
     app.state.settings = settings
-    app.state.engine = engine
+    # Every query of a request ends by the statement timeout, on both databases.
+    app.state.engine = with_statement_timeout(engine, settings.api_statement_timeout_seconds)
     app.state.pipeline = pipeline
     if settings.secret_key:
         app.state.session_secret = settings.secret_key.encode()
@@ -149,9 +159,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if settings.auth_required:
             logger.warning("RADNLP_SECRET_KEY is not set: browser sessions are signed with a "
                            "random key and end when the service restarts")
+    # One handler per error family (see api/errors.py); the last middleware added runs first.
     app.add_exception_handler(AuthError, auth_error_response)
-    app.middleware("http")(log_access)
+    app.add_exception_handler(FhirError, lambda _request, exc: error_response(exc))
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.middleware("http")(answer_errors)
     app.middleware("http")(refuse_unstorable_text)
+    app.middleware("http")(log_access)  # refusals and errors are accesses too
     # Bodies: one HL7 message or report, or an annotation export; never more than twice the
     # message limit (the HL7 route refuses larger ones itself, with an ACK).
     app.middleware("http")(limit_and_harden(max(2 * settings.max_message_bytes, 10_000_000)))

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from nlp_service.security import ROLES, find_key, live_key, read_session
+from nlp_service.security import REPORT_READERS, ROLES, find_key, live_key, read_session
 from nlp_service.storage.db import read_only, session_scope
 from nlp_service.storage.models import ApiKey
 
@@ -42,6 +42,7 @@ class Principal:
 class Authentication:
     principal: Principal | None
     reason: str
+    by_session: bool = False  # a browser's cookie, not a key the client sent itself
 
 
 class AuthError(Exception):
@@ -87,7 +88,52 @@ def authenticate(
     if record is None:
         return Authentication(None, reason)
     _touch(request, record)
-    return Authentication(Principal(record.key_id, record.name, frozenset(record.roles)), "")
+    return Authentication(Principal(record.key_id, record.name, frozenset(record.roles)), "",
+                          by_session=key is None)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a page of another site cannot send without CORS's consent... but text/plain it can.
+_PAGE_CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded",
+                       "multipart/form-data")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def cross_site_refusal(request: Request) -> str | None:
+    """Why a state-changing request made with a browser session is refused as possible
+    cross-site request forgery, if it is: it must come from a page of this service (Origin,
+    else Referer, naming the public URL or the address the browser reached) and carry JSON
+    or a form. SameSite cookies do not cover another port on the same host."""
+    from nlp_service.api.deps import public_url
+
+    origin = request.headers.get("origin")
+    if not origin and (referer := request.headers.get("referer")):
+        origin = _origin(referer)
+    if not origin or origin == "null":
+        return ("a change made with a browser session needs an Origin (or Referer) header "
+                "naming this service")
+    own = {_origin(public_url(request)), _origin(str(request.base_url))}
+    if origin.lower() not in own:
+        return f"a change from another site ({origin[:100]}) with a browser session is refused"
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers)
+    if has_body and not (media_type in _PAGE_CONTENT_TYPES or media_type.endswith("+json")):
+        return (f"a change made with a browser session must send JSON or a form, not "
+                f"{media_type or 'no content type'}")
+    return None
+
+
+def may_read_reports(request: Request) -> bool:
+    """Whether the caller's roles may read stored reports (always, without access control)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if not request.app.state.settings.auth_required:
+        return True
+    return principal is not None and bool(principal.roles & (set(REPORT_READERS) | {"admin"}))
 
 
 def require_roles(*roles: str, style: Style = "json") -> Callable[..., Principal | None]:
@@ -109,6 +155,10 @@ def require_roles(*roles: str, style: Style = "json") -> Callable[..., Principal
             raise AuthError(403, f"key {auth.principal.key_id} has role(s) "
                                  f"{', '.join(sorted(auth.principal.roles))}; this needs one "
                                  f"of {', '.join(sorted(allowed))}", style)
+        if auth.by_session and request.method not in SAFE_METHODS:
+            refusal = cross_site_refusal(request)
+            if refusal is not None:
+                raise AuthError(403, refusal, style)
         return auth.principal
 
     return dependency
@@ -116,8 +166,8 @@ def require_roles(*roles: str, style: Style = "json") -> Callable[..., Principal
 
 def auth_error_response(request: Request, exc: Exception) -> Response:
     """The refusal in the endpoint's own terms."""
+    from nlp_service.api.errors import fhir_response, operation_outcome
     from nlp_service.api.pages import PAGE_HEADERS
-    from nlp_service.api.routes.fhir import fhir_response, operation_outcome
 
     assert isinstance(exc, AuthError)
     challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}

@@ -44,8 +44,16 @@ class Settings(BaseSettings):
                                   "(sessions then end with the process).")
     session_max_age_seconds: int = Field(default=12 * 3600, gt=0,
                                          description="How long a browser session lasts.")
+    public_url: str | None = Field(
+        default=None, description="The service's public base URL (https://radnlp.example.org), "
+                                  "for links and redirects; defaults to http://HTTP_HOST:"
+                                  "HTTP_PORT. Never taken from a request's Host header.")
     fhir_base_url: str | None = Field(
-        default=None, description="Public base URL of /fhir; defaults to the request's own URL.")
+        default=None, description="Public base URL of /fhir; defaults to PUBLIC_URL/fhir.")
+    api_statement_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="A query of an API request running longer is "
+                                        "cancelled (answered 503): no query outlives its "
+                                        "request.")
 
     models_dir: str | None = Field(
         default=None, description="Folder of model versions (their artefacts); default: the "
@@ -66,6 +74,10 @@ class Settings(BaseSettings):
                     "runs one worker in a thread of the service's own process (a model "
                     "activated through the API then reaches it at once; worker processes load "
                     "the active model when they start).")
+
+    def base_url(self) -> str:
+        """The public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
 
 settings = Settings()

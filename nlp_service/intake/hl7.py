@@ -243,18 +243,70 @@ def _parse(raw: str | bytes) -> ParsedMessage:
     )
 
 
+# HL7 table 0211 (MSH-18 character set) names and the codec that reads them; ASCII and an
+# empty MSH-18 are read as undeclared text (senders declare ASCII and send 8-bit text).
+CHARACTER_SETS = {
+    "8859/1": "latin-1", "8859/2": "iso8859-2", "8859/3": "iso8859-3", "8859/4": "iso8859-4",
+    "8859/5": "iso8859-5", "8859/6": "iso8859-6", "8859/7": "iso8859-7",
+    "8859/8": "iso8859-8", "8859/9": "iso8859-9", "8859/15": "iso8859-15",
+    "UNICODE": "utf-8", "UNICODE UTF-8": "utf-8", "UTF-8": "utf-8",
+    "ISO IR14": "shift_jis", "ISO IR87": "iso2022_jp", "ISO IR159": "iso2022_jp_2",
+    "GB 18030-2000": "gb18030", "KS X 1001": "euc_kr", "BIG-5": "big5",
+    # Not in table 0211, but what Japanese and Windows senders write.
+    "SJIS": "shift_jis", "SHIFT_JIS": "shift_jis", "SHIFT-JIS": "shift_jis",
+    "WINDOWS-1252": "cp1252", "CP1252": "cp1252",
+}
+UNDECLARED_CHARACTER_SETS = frozenset({"", "ASCII", "ISO IR6"})
+_MSH_18 = re.compile(rb"MSH(?P<sep>[^A-Za-z0-9\s])")
+
+
+def decode_hl7(raw: bytes) -> str:
+    """HL7 bytes as text, the one way every path reads them: in the character set MSH-18
+    declares, else UTF-8, else Windows-1252 (what 8-bit senders mean: its smart quotes are
+    C1 control characters in Latin-1), else Latin-1 for the five bytes cp1252 leaves
+    undefined. A declared set the bytes do not fit is a refusal (AR), never a guess."""
+    declared = declared_character_set(raw)
+    if declared not in UNDECLARED_CHARACTER_SETS:
+        codec = CHARACTER_SETS.get(declared)
+        if codec is None:
+            raise HL7MessageError(
+                f"MSH-18 (character set) {declared[:30]!r} is not supported; accepted: "
+                f"{', '.join(sorted(CHARACTER_SETS))} (or none: UTF-8, else Windows-1252)",
+                ack_code="AR", error_code=103, segment="MSH", segment_sequence=1,
+                field_position=18)
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError as error:
+            raise HL7MessageError(
+                f"the message is not valid {declared} (MSH-18): byte {error.start} "
+                f"({raw[error.start:error.start + 1].hex()}) cannot be read",
+                ack_code="AR", error_code=102, segment="MSH", segment_sequence=1,
+                field_position=18) from error
+    for codec in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def declared_character_set(raw: bytes) -> str:
+    """MSH-18's first repetition, upper-cased ("" when absent), read from the bytes: the
+    header before it is ASCII in every character set HL7 allows."""
+    match = _MSH_18.search(raw[:4096])
+    if match is None:
+        return ""
+    line = re.split(rb"[\r\n]", raw[match.start():match.start() + 4096], maxsplit=1)[0]
+    fields = line.split(match.group("sep"))
+    if len(fields) < 18:
+        return ""
+    repetition = fields[1][1:2] or b"~"
+    value = fields[17].split(repetition)[0]
+    return value.decode("latin-1").strip().upper()
+
+
 def _to_text(raw: str | bytes) -> str:
-    if isinstance(raw, bytes):
-        for encoding in ("utf-8", "cp1252"):
-            try:
-                text = raw.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            text = raw.decode("latin-1")
-    else:
-        text = raw
+    text = decode_hl7(raw) if isinstance(raw, bytes) else raw
     # MLLP start/end bytes and a byte order mark are framing, not content.
     return text.strip("\x0b\x1c\ufeff\x00 \t\r\n")
 
@@ -640,6 +692,9 @@ def _read_header(raw: str | bytes | None) -> tuple[list[str], _Separators] | Non
         return None
     try:
         text = _to_text(raw)
+    except HL7MessageError:  # a character set the bytes do not fit: the header is ASCII
+        assert isinstance(raw, bytes)
+        text = raw.decode("latin-1")
     except Exception:
         return None
     match = re.search(r"(?:^|[\r\n])(MSH[^\r\n]*)", text)

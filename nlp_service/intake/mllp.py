@@ -2,6 +2,11 @@
 
 Framing is ``0x0B message 0x1C 0x0D``. Each message is stored (in a worker thread, so a slow
 database never blocks other connections) before its ACK is written back.
+
+Fairness: a connection has one message in work at a time (its next block waits for the ACK),
+and large messages are parsed in a pool of their own: four senders of 500 KB messages (seconds
+of parsing each) keep that pool busy, never the one small messages go through, so a small
+message's ACK does not wait behind them (``benchmarks/intake_fairness.py`` measures it).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from sqlalchemy import Engine
 from nlp_service.intake.receiver import Receipt, receive_message
 
 START_BLOCK = b"\x0b"
+# Messages larger than this (tens of OBR groups) are parsed in the large-message pool.
+LARGE_MESSAGE_BYTES = 64_000
 END_BLOCK = b"\x1c\r"
 
 
@@ -89,14 +96,20 @@ class MLLPServer:
     def __init__(self, engine: Engine, *, host: str = "127.0.0.1", port: int = 2575,
                  max_bytes: int = 2_000_000, threads: int = 4,
                  allowed_sources: str | Sequence[str] = (),
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 max_report_chars: int | None = None,
+                 large_message_bytes: int = LARGE_MESSAGE_BYTES, large_threads: int = 1) -> None:
         self.engine = engine
         self.host = host
         self.port = port
         self.max_bytes = max_bytes
+        self.max_report_chars = max_report_chars
         self.allowed = parse_networks(allowed_sources)
         self.ssl_context = ssl_context
+        self.large_message_bytes = large_message_bytes
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mllp")
+        self._large_executor = ThreadPoolExecutor(max_workers=large_threads,
+                                                  thread_name_prefix="mllp-large")
         self._server: asyncio.Server | None = None
         self.messages_received = 0
 
@@ -118,10 +131,17 @@ class MLLPServer:
             self._server.close()
             await self._server.wait_closed()
         self._executor.shutdown(wait=True)
+        self._large_executor.shutdown(wait=True)
 
     def _receive(self, payload: Payload, source: str) -> Receipt:
         return receive_message(self.engine, payload.data, source=source,
-                               max_bytes=self.max_bytes, size=payload.size)
+                               max_bytes=self.max_bytes, size=payload.size,
+                               max_report_chars=self.max_report_chars)
+
+    def executor_for(self, payload: Payload) -> ThreadPoolExecutor:
+        """The pool a message is parsed in: large ones have their own (see the module)."""
+        large = self.large_message_bytes < payload.size <= self.max_bytes
+        return self._large_executor if large else self._executor
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -137,7 +157,8 @@ class MLLPServer:
                 for payload in frames.feed(data):
                     self.messages_received += 1
                     receipt = await loop.run_in_executor(
-                        self._executor, functools.partial(self._receive, payload, source))
+                        self.executor_for(payload),
+                        functools.partial(self._receive, payload, source))
                     writer.write(frame(receipt.ack))
                     await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -47,10 +47,16 @@ class InboxMessage(SQLModel, table=True):
     """A raw HL7 message, committed before it is acknowledged; the worker's queue."""
 
     __tablename__ = "inbox_message"
-    __table_args__ = (sa.Index("ix_inbox_claim", "status", "lease_until", "id"),)
+    # HL7 scopes MSH-10 to its sender (MSH-3 and MSH-4): two senders may use the same id.
+    __table_args__ = (sa.Index("ix_inbox_claim", "status", "lease_until", "id"),
+                      sa.UniqueConstraint("sending_application", "sending_facility",
+                                          "control_id", name="uq_inbox_sender_control_id"))
 
     id: int | None = Field(default=None, primary_key=True)
-    control_id: str = Field(max_length=199, unique=True)
+    control_id: str = Field(max_length=199)
+    # "" when the message names none (a NULL would never clash in the unique constraint).
+    sending_application: str = Field(default="", max_length=199)
+    sending_facility: str = Field(default="", max_length=199)
     sha256: str = Field(max_length=64)
     raw: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     # What the intake parsed (ParsedMessage.to_dict), so the worker need not parse again.
@@ -426,6 +432,13 @@ class ModelVersion(SQLModel, table=True):
     activated_at: datetime | None = Field(default=None,
                                           sa_column=sa.Column(UTCDateTime(), nullable=True))
     activated_by: str | None = Field(default=None, max_length=200)
+
+
+def column_length(attribute: Any) -> int:
+    """The length limit of a string column (``Report.accession`` -> 199)."""
+    length = attribute.property.columns[0].type.length
+    assert isinstance(length, int), f"{attribute} has no length limit"
+    return length
 
 
 def is_current(model: type[Report] | type[FhirResource]) -> Any:

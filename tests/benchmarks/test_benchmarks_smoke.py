@@ -210,3 +210,17 @@ def test_backfill_main(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     rows = [line.split() for line in capsys.readouterr().out.splitlines()
             if line.strip().startswith("1 ")]
     assert rows and rows[0][1] == "12" and rows[0][2] == "0"
+
+
+def test_intake_fairness_main(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import intake_fairness
+
+    # 600 groups: over the 64 KB at which a message goes to the large-message pool.
+    assert intake_fairness.main(["--large", "2", "--groups", "600"]) == 0
+    out = capsys.readouterr().out
+    assert "2 large messages of" in out
+    for name in ("configured (large messages in their own pool)",
+                 "shared pool of 4 threads (before issue 17)"):
+        row = next(line.split() for line in out.splitlines() if line.strip().startswith(name))
+        aa, sent = row[-1].split("/")
+        assert aa == sent and int(row[-5]) >= 3  # every message AA; small ones were timed

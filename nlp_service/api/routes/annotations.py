@@ -17,7 +17,10 @@ from annotations.document import AnnotatedReport
 from annotations.export import read_jsonl_text, to_docbin, to_jsonl_text
 from nlp_service.api.access import note_patients
 from nlp_service.api.deps import MAX_ROW_ID, EngineDep, Offset, PipelineDep, RowId, SessionDep
+from nlp_service.api.limits import json_depth_refusal
+from nlp_service.api.security import may_read_reports
 from nlp_service.audit.tracking import status_at
+from nlp_service.security import REPORT_READERS
 from nlp_service.storage.access_log import patient_ids_of_reports
 from nlp_service.storage.annotation_tasks import new_task
 from nlp_service.storage.db import session_scope
@@ -72,9 +75,15 @@ def _analyse(pipeline: RadiologyPipeline, items: list[tuple[str, str]]
 
 
 @router.post("/tasks", status_code=201, summary="Create annotation tasks")
-async def create_tasks(request: TaskCreate, pipeline: PipelineDep, engine: EngineDep) -> Any:
+async def create_tasks(request: TaskCreate, http_request: Request, pipeline: PipelineDep,
+                       engine: EngineDep) -> Any:
     """Pre-annotate each report with the active model and queue it (ordered by the model's
-    uncertainty)."""
+    uncertainty). Stored reports (by id or by follow-up state) need a role that may read
+    them: a task shows its report's text."""
+    if (request.report_ids or request.follow_up_status) and not may_read_reports(http_request):
+        raise HTTPException(status_code=403, detail=(
+            "tasks from stored reports (report_ids, follow_up_status) need a role that reads "
+            f"reports: {', '.join(REPORT_READERS)} or admin; annotators may send documents"))
     items: list[tuple[str, str, int | None, str]] = []
     with Session(engine) as session:
         report_ids = list(request.report_ids)
@@ -88,6 +97,8 @@ async def create_tasks(request: TaskCreate, pipeline: PipelineDep, engine: Engin
                 raise HTTPException(status_code=404, detail=f"report {wanted} not found")
             source = "query" if wanted not in request.report_ids else "report"
             items.append((report.accession, report.text, report.id, source))
+        note_patients(http_request, patient_ids_of_reports(
+            session, [report_id for _, _, report_id, _ in items]))
     items += [(d.id, d.text, None, "file") for d in request.documents]
     if not items:
         raise HTTPException(status_code=422, detail="nothing to annotate: give report_ids, "
@@ -283,7 +294,10 @@ async def import_annotations(request: Request, engine: EngineDep,
                              annotator: Annotator = "import") -> Any:
     """Gold-form JSON Lines: each report becomes a task with this annotator's submitted
     annotation."""
-    body = (await request.body()).decode("utf-8", errors="replace")
+    raw = await request.body()
+    if (refusal := json_depth_refusal(raw)) is not None:  # whatever its content type
+        raise HTTPException(status_code=422, detail=refusal)
+    body = raw.decode("utf-8", errors="replace")
     try:
         documents = read_jsonl_text(body)
     except ValueError as exc:

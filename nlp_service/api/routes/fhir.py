@@ -14,7 +14,9 @@ from sqlmodel import Session, col, select
 
 from nlp_service import __version__
 from nlp_service.api.access import note_fhir_resources
-from nlp_service.api.deps import SessionDep, SettingsDep
+from nlp_service.api.deps import MAX_ROW_ID, SessionDep, SettingsDep, public_url
+from nlp_service.api.errors import fhir_response, operation_outcome
+from nlp_service.api.limits import MAX_SEARCH_PARAMETERS, MAX_SEARCH_VALUES, parse_ascii_int
 from nlp_service.fhir.capability import capability_statement
 from nlp_service.fhir.search import SEARCH_PARAMETERS, parse_date_param
 from nlp_service.storage.fhir_store import (
@@ -27,9 +29,9 @@ from nlp_service.storage.models import FhirResource, FhirSearchToken
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
-FHIR_JSON = "application/fhir+json"
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
+MAX_OFFSET = 10**9
 # Search controls understood besides the parameters of SEARCH_PARAMETERS.
 CONTROLS = {"_count", "_offset", "_sort", "_include", "_total", "_format", "_summary"}
 
@@ -42,22 +44,18 @@ class FhirError(Exception):
         self.status, self.code, self.diagnostics = status, code, diagnostics
 
 
-def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}
-
-
-def fhir_response(body: dict[str, Any], status: int = 200,
-                  headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
-
-
 def error_response(error: FhirError) -> JSONResponse:
     return fhir_response(operation_outcome(error.code, error.diagnostics), error.status)
 
 
 def _base_url(request: Request, configured: str | None) -> str:
-    return (configured or str(request.base_url).rstrip("/") + "/fhir").rstrip("/")
+    """The public base of /fhir: configured, never taken from the request's Host header."""
+    return (configured or public_url(request) + "/fhir").rstrip("/")
+
+
+def _self_link(request: Request) -> str:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return public_url(request) + request.url.path + query
 
 
 def _check_type(resource_type: str) -> None:
@@ -97,9 +95,11 @@ def vread(resource_type: str, resource_id: str, version_id: str, request: Reques
           session: SessionDep) -> JSONResponse:
     try:
         _check_type(resource_type)
-        if not version_id.isdigit():
-            raise FhirError(400, "invalid", f"version id {version_id!r} is not a number")
-        row = read_resource(session, resource_type, resource_id, int(version_id))
+        try:
+            version = parse_ascii_int(version_id, name="version id", low=1, high=MAX_ROW_ID)
+        except ValueError as exc:
+            raise FhirError(400, "invalid", str(exc)) from exc
+        row = read_resource(session, resource_type, resource_id, version)
         if row is None:
             raise FhirError(404, "not-found",
                             f"{resource_type}/{resource_id}/_history/{version_id} not found")
@@ -130,7 +130,7 @@ def history(resource_type: str, resource_id: str, request: Request, session: Ses
                              "lastModified": row.last_updated.isoformat()}}
                for row in rows]
     return fhir_response({"resourceType": "Bundle", "type": "history", "total": len(rows),
-                          "link": [{"relation": "self", "url": str(request.url)}],
+                          "link": [{"relation": "self", "url": _self_link(request)}],
                           "entry": entries})
 
 
@@ -143,8 +143,8 @@ def search(resource_type: str, request: Request, session: SessionDep,
         _check_type(resource_type)
         params = list(request.query_params.multi_items())
         criteria, controls = _parse_search(session, resource_type, params)
-        count = _int_control(controls, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
-        offset = _int_control(controls, "_offset", 0, 0, 10**9)
+        count = _int_control(controls, "_count", DEFAULT_COUNT, MAX_COUNT)
+        offset = _int_control(controls, "_offset", 0, MAX_OFFSET)
         sort = controls.get("_sort", ["-_lastUpdated"])[-1]
         if sort not in ("_lastUpdated", "-_lastUpdated"):
             raise FhirError(400, "not-supported",
@@ -158,7 +158,7 @@ def search(resource_type: str, request: Request, session: SessionDep,
         return error_response(error)
     base = _base_url(request, settings.fhir_base_url)
     kept = [(name, value) for name, value in params if name != "_offset"]
-    links = [{"relation": "self", "url": str(request.url)}]
+    links = [{"relation": "self", "url": _self_link(request)}]
     if count and offset + count < total:
         links.append({"relation": "next", "url": f"{base}/{resource_type}?"
                       + urlencode([*kept, ("_offset", str(offset + count))])})
@@ -180,15 +180,16 @@ def _entry(base: str, row: FhirResource, mode: str) -> dict[str, Any]:
             "resource": row.resource, "search": {"mode": mode}}
 
 
-def _int_control(controls: dict[str, list[str]], name: str, default: int, low: int,
-                 high: int) -> int:
+def _int_control(controls: dict[str, list[str]], name: str, default: int, high: int) -> int:
+    """A non-negative integer control; a larger one means ``high`` (FHIR lets a server
+    return fewer than ``_count`` asks)."""
     values = controls.get(name)
     if not values:
         return default
-    value = values[-1]
-    if not value.isdigit():
-        raise FhirError(400, "invalid", f"{name}={value!r} is not a non-negative integer")
-    return min(max(int(value), low), high)
+    try:
+        return parse_ascii_int(values[-1], name=name, low=0, high=high, clamp=True)
+    except ValueError as exc:
+        raise FhirError(400, "invalid", str(exc)) from exc
 
 
 def _parse_search(session: Session, resource_type: str,
@@ -196,6 +197,13 @@ def _parse_search(session: Session, resource_type: str,
     known = SEARCH_PARAMETERS[resource_type]
     criteria: list[Criterion] = []
     controls: dict[str, list[str]] = {}
+    if len(params) > MAX_SEARCH_PARAMETERS:
+        raise FhirError(400, "too-costly", f"{len(params)} search parameters; at most "
+                        f"{MAX_SEARCH_PARAMETERS} are accepted (list values with commas)")
+    values_asked = sum(len(value.split(",")) for _, value in params)
+    if values_asked > MAX_SEARCH_VALUES:
+        raise FhirError(400, "too-costly", f"{values_asked} search values; at most "
+                        f"{MAX_SEARCH_VALUES} are accepted in one search")
     for raw_name, raw_value in params:
         name, _, modifier = raw_name.partition(":")
         if name in CONTROLS:

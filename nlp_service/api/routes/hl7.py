@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, func, select
 
+from nlp_service.api.access import note_patients
 from nlp_service.api.deps import EngineDep, Offset, RowId, SessionDep, SettingsDep
 from nlp_service.api.schemas import DeadLetterPage, DeadLetterPublic, InboxFailure, InboxStatus
 from nlp_service.api.security import require_roles
+from nlp_service.fhir.mapping import patient_resource_id
 from nlp_service.intake.receiver import receive_message
 from nlp_service.storage.db import session_scope
 from nlp_service.storage.models import DeadLetter, InboxMessage
@@ -50,20 +52,25 @@ async def receive_hl7(request: Request, engine: EngineDep, settings: SettingsDep
                             media_type="text/plain")
     source = f"http:{request.client.host}" if request.client else "http"
     receipt = await run_in_threadpool(receive_message, engine, bytes(body), source=source,
-                                      max_bytes=limit)
+                                      max_bytes=limit,
+                                      max_report_chars=settings.max_report_chars)
     status = 200 if receipt.ack_code == "AA" else 503 if receipt.storage_failed else 400
     return Response(receipt.ack, status_code=status, media_type=HL7_MEDIA_TYPE)
 
 
 @router.get("/hl7/inbox", response_model=InboxStatus, summary="Inbox status",
             dependencies=ADMIN)
-def inbox_status(session: SessionDep,
+def inbox_status(request: Request, session: SessionDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> InboxStatus:
     """How many messages are waiting, in work, done and set aside; the set-aside ones."""
     counts = dict(session.exec(select(InboxMessage.status, func.count())
                                .group_by(col(InboxMessage.status))).all())
     failed = session.exec(select(InboxMessage).where(InboxMessage.status == "failed")
                           .order_by(col(InboxMessage.id).desc()).limit(limit)).all()
+    # Each set-aside message is a patient's report: the answer is an access to it.
+    note_patients(request, {patient_resource_id(row.parsed["patient_mrn"],
+                                                row.parsed.get("patient_mrn_authority"))
+                            for row in failed if row.parsed and row.parsed.get("patient_mrn")})
     return InboxStatus(counts={status: counts.get(status, 0) for status in
                                ("pending", "processing", "done", "failed")},
                        failed=[InboxFailure.model_validate(row) for row in failed])

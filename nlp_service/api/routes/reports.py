@@ -20,13 +20,14 @@ from nlp_service.api.schemas import (
     ReportPublic,
 )
 from nlp_service.api.security import require_roles
+from nlp_service.security import REPORT_READERS
 from nlp_service.storage.access_log import patient_ids_of
 from nlp_service.storage.models import Finding, Recommendation, Report
 from pipelines.pipeline import ReportInput
 from pipelines.schema import AnalysisError, ReportAnalysis
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
-READERS = [Depends(require_roles("ehr", "auditor", "navigator"))]
+READERS = [Depends(require_roles(*REPORT_READERS))]
 
 
 @router.get("/reports", response_model=ReportPage, summary="List reports",

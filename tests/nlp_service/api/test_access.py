@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,9 +23,10 @@ from sqlmodel import Session, SQLModel
 from nlp_service.api.main import create_app
 from nlp_service.api.security import SESSION_COOKIE
 from nlp_service.core.config import Settings
+from nlp_service.fhir.mapping import patient_resource_id
 from nlp_service.security import ROLES, create_key, find_key, revoke_key
 from nlp_service.storage.db import make_engine, session_scope
-from nlp_service.storage.models import ApiKey
+from nlp_service.storage.models import AccessLogEntry, AccessLogPatient, ApiKey, Report
 from nlp_service.worker import Worker
 from pipelines.pipeline import RadiologyPipeline
 from tests.conftest import build_oru, serving
@@ -244,6 +247,90 @@ def test_session_cookie_login_and_logout(secured: Secured) -> None:
         assert client.get("/api/v1/audit/summary").status_code == 401
 
 
+
+
+@contextmanager
+def _signed_in(secured: Secured, role: str) -> Iterator[httpx.Client]:
+    """A client holding a browser session cookie of ``role``'s key."""
+    with httpx.Client(base_url=secured.base_url, follow_redirects=False, timeout=60) as client:
+        signed = client.post("/auth/session", data={"key": secured.keys[role], "next": "/audit"})
+        assert signed.status_code == 303 and SESSION_COOKIE in client.cookies
+        yield client
+
+
+def test_a_browser_session_changes_nothing_from_another_site(secured: Secured) -> None:
+    """CSRF (issue 17, case 9): with a session cookie, a change needs an Origin (or Referer)
+    of this service and JSON or a form; SameSite does not cover another port on this host."""
+    own = secured.base_url
+    hl7_message = build_oru("CSRF1", "ACC-CSRF", ["IMPRESSION: Normal."]).encode()
+    with _signed_in(secured, "admin") as browser_like:
+        forged = [
+            browser_like.post("/api/v1/hl7", content=hl7_message, headers={
+                "Origin": "https://evil.example", "Content-Type": "text/plain"}),
+            browser_like.post("/api/v1/keys", json={"name": "evil", "roles": ["admin"]},
+                              headers={"Origin": "https://evil.example"}),
+            browser_like.post("/api/v1/keys", json={"name": "evil", "roles": ["admin"]},
+                              headers={"Origin": own.replace("127.0.0.1:", "127.0.0.1:1")}),
+            browser_like.post("/api/v1/keys", json={"name": "evil", "roles": ["admin"]}),
+            browser_like.post("/api/v1/hl7", content=hl7_message, headers={
+                "Origin": own, "Content-Type": "text/plain"}),
+        ]
+        assert [answer.status_code for answer in forged] == [403] * 5
+        assert "another site" in forged[0].json()["detail"]
+        assert "JSON or a form" in forged[4].json()["detail"]
+        # The service's own pages: same origin (or a Referer from it), JSON.
+        made = browser_like.post("/api/v1/keys", json={"name": "from the page",
+                                                       "roles": ["ehr"]},
+                                 headers={"Origin": own})
+        referred = browser_like.post("/api/v1/keys", json={"name": "referred", "roles": ["ehr"]},
+                                     headers={"Referer": f"{own}/audit"})
+        assert (made.status_code, referred.status_code) == (201, 201)
+        assert browser_like.get("/api/v1/keys", headers={
+            "Origin": "https://evil.example"}).status_code == 200  # reads change nothing
+    with Session(secured.engine) as session:
+        names = set(session.exec(select(ApiKey.name)).scalars().all())
+    assert "evil" not in names and {"from the page", "referred"} <= names
+    # An API key is no ambient credential: its requests are unaffected.
+    sent = httpx.post(f"{own}/api/v1/hl7", content=hl7_message, headers={
+        "Authorization": f"Bearer {secured.keys['ingest']}", "Origin": "https://evil.example",
+        "Content-Type": "text/plain"})
+    assert sent.status_code == 200
+
+
+def test_annotators_make_tasks_only_from_reports_they_may_read(
+        secured: Secured, rules_pipeline: RadiologyPipeline) -> None:
+    """Authorisation by data (issue 17, case 8): a task shows its report's text."""
+    sent = httpx.post(f"{secured.base_url}/api/v1/hl7", content=build_oru(
+        "TASK1", "ACC-TASK", ["FINDINGS: 6 mm nodule.", "IMPRESSION: Follow-up CT in 1 month."],
+        observed_at=datetime(2020, 1, 1, tzinfo=UTC)).encode(),
+        headers={"Authorization": f"Bearer {secured.keys['ingest']}"})
+    assert sent.status_code == 200
+    Worker(secured.engine, rules_pipeline, batch_size=8).run_until_empty()
+    with session_scope(secured.engine) as session:
+        both, record = create_key(session, name="annotating auditor",
+                                  roles=["annotator", "auditor"])
+        report_id = session.exec(select(Report.id)).scalars().one()
+
+    def create(key: str, body: dict[str, object]) -> httpx.Response:
+        return httpx.post(f"{secured.base_url}/api/v1/annotations/tasks", json=body,
+                          headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+    annotator = secured.keys["annotator"]
+    for body in ({"follow_up_status": "overdue"}, {"report_ids": [report_id]}):
+        refused = create(annotator, body)
+        assert refused.status_code == 403 and "reads reports" in refused.json()["detail"]
+    assert create(annotator, {"documents": [{"id": "d1", "text": "No nodule."}]}
+                  ).status_code == 201
+    made = create(both, {"follow_up_status": "overdue"})
+    assert made.status_code == 201 and [t["report_id"] for t in made.json()["created"]] == [
+        report_id]
+    with Session(secured.engine) as session:
+        entry = session.exec(select(AccessLogEntry).where(
+            AccessLogEntry.key_id == record.key_id)).scalars().one()
+        patients = session.exec(select(AccessLogPatient.patient_id).where(
+            AccessLogPatient.entry_id == entry.id)).scalars().all()
+    assert (entry.path, entry.status) == ("/api/v1/annotations/tasks", 201)
+    assert patients == [patient_resource_id("MRN500001", "HOSP")]
 
 
 def test_browser_sign_in(secured: Secured, browser: Browser,

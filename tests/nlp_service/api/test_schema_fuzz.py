@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -152,3 +153,61 @@ def test_analyze_answers_any_text(secured_app: tuple[FastAPI, str],
     assert statuses[200] > 0
     figures(f"POST /api/v1/analyze: {sum(statuses.values())} generated texts, no 5xx "
             f"({', '.join(f'{code}: {n}' for code, n in sorted(statuses.items()))})")
+
+
+# FHIR search values as careless and hostile clients send them: numbers of any size, digits of
+# other scripts ("²", "٣"), repetition past the limits, long values.
+_NUMBERS = st.one_of(st.integers(min_value=-10, max_value=10**30).map(str),
+                     st.text(alphabet=st.characters(whitelist_categories=["Nd", "No"]),
+                             min_size=1, max_size=30),
+                     st.integers(min_value=1, max_value=5000).map(lambda n: "9" * n))
+_VALUES = st.one_of(_NUMBERS, st.text(max_size=60), st.text(min_size=300, max_size=3000),
+                    st.lists(st.text(alphabet="ABC012|", max_size=8), min_size=1,
+                             max_size=400).map(",".join))
+MAX_QUERY_CHARS = 8000
+_SEARCH_NAMES = ["identifier", "_count", "_offset", "patient", "date", "_lastUpdated", "code",
+                 "status", "_id", "subject:identifier", "_include", "_sort"]
+
+
+def test_generated_fhir_searches_are_answered_below_500(
+        served: tuple[str, str], figures: Callable[[str], None]) -> None:
+    """Every generated search is answered 200 or a 4xx OperationOutcome; refusals of a limit
+    say the limit."""
+    base, key = served
+    statuses: Counter[int] = Counter()
+    sizes: Counter[str] = Counter()
+    with httpx.Client(base_url=base, timeout=60,
+                      headers={"Authorization": f"Bearer {key}"}) as client:
+
+        @settings(max_examples=60, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(resource=st.sampled_from(["DiagnosticReport", "Observation", "Patient"]),
+               params=st.lists(st.tuples(st.sampled_from(_SEARCH_NAMES), _VALUES),
+                               min_size=1, max_size=40),
+               repeat=st.integers(min_value=1, max_value=40),
+               version=_NUMBERS)
+        def check(resource: str, params: list[tuple[str, str]], repeat: int,
+                  version: str) -> None:
+            query = params * repeat
+            while len(urlencode(query)) > MAX_QUERY_CHARS:  # what servers take in a URL
+                query = query[:len(query) // 2 or 1]
+                if len(query) == 1:
+                    query = [(query[0][0], query[0][1][:MAX_QUERY_CHARS // 4])]
+                    break
+            sizes["over 20 parameters" if len(query) > 20 else "up to 20 parameters"] += 1
+            for response in (client.get(f"/fhir/{resource}", params=query),
+                             client.get(f"/fhir/{resource}/x/_history/{version}")):
+                statuses[response.status_code] += 1
+                assert response.status_code in (200, 400, 404), response.text[:300]
+                body = response.json()
+                assert response.headers["content-type"].startswith("application/fhir+json")
+                if response.status_code != 200:
+                    diagnostics = body["issue"][0]["diagnostics"]
+                    assert body["resourceType"] == "OperationOutcome" and diagnostics
+                    if body["issue"][0]["code"] == "too-costly":
+                        assert "at most" in diagnostics
+
+        check()
+    figures(f"FHIR search: {sum(sizes.values())} generated searches "
+            f"({', '.join(f'{k}: {n}' for k, n in sorted(sizes.items()))}) and as many vreads, "
+            f"no 5xx ({', '.join(f'{code}: {n}' for code, n in sorted(statuses.items()))})")
