@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from nlp_service.core.config import settings
+from nlp_service.notify.commands import notify_app
 from nlp_service.security import ROLES
 from pipelines.errors import Errors
 from pipelines.pipeline import MODES, RadiologyPipeline, ReportInput
@@ -764,6 +765,7 @@ def access_log(
 
 db_app = typer.Typer(help="The database: migrations and backups.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(notify_app, name="notify")
 
 
 @db_app.command("upgrade")

@@ -15,6 +15,7 @@ from nlp_service.api.main import create_app
 from nlp_service.core.config import Settings
 from nlp_service.core.logging import configure_logging
 from nlp_service.intake.mllp import MLLPServer, tls_context
+from nlp_service.notify.dispatcher import Backoff, Dispatcher
 from nlp_service.storage.db import make_engine, migrate
 from nlp_service.worker import Worker
 from pipelines.pipeline import RadiologyPipeline
@@ -52,6 +53,15 @@ def make_worker(settings: Settings, engine: Engine,
                   models_dir=models_folder(settings) if follow else None)
 
 
+def make_dispatcher(settings: Settings, engine: Engine) -> Dispatcher:
+    return Dispatcher(engine, max_attempts=settings.notify_max_attempts,
+                      lease_seconds=settings.notify_lease_seconds,
+                      timeout_seconds=settings.notify_timeout_seconds,
+                      backoff=Backoff(settings.notify_backoff_base_seconds,
+                                      settings.notify_backoff_cap_seconds),
+                      escalate_every_seconds=settings.notify_escalate_every_seconds)
+
+
 def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
                 worker: bool = True, on_ready: ReadyHook | None = None) -> None:
     """Run the chosen parts in this process until interrupted (Ctrl-C or SIGTERM).
@@ -83,6 +93,12 @@ def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
             target=runner.run_forever, args=(stop, settings.worker_poll_seconds),
             name="worker", daemon=True)
         worker_thread.start()
+    dispatcher_thread = None
+    if worker and settings.dispatcher:  # notifications go out where reports are stored
+        dispatcher_thread = threading.Thread(
+            target=make_dispatcher(settings, engine).run_forever,
+            args=(stop, settings.notify_poll_seconds), name="dispatcher", daemon=True)
+        dispatcher_thread.start()
     try:
         if api or mllp:
             asyncio.run(_serve(settings, engine, pipeline, api=api, mllp=mllp,
@@ -98,6 +114,8 @@ def run_service(settings: Settings, *, api: bool = True, mllp: bool = True,
         stop.set()
         if worker_thread is not None:
             worker_thread.join(timeout=60)
+        if dispatcher_thread is not None:
+            dispatcher_thread.join(timeout=30)
         engine.dispose()
         logger.info("stopped")
 

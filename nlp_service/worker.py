@@ -29,6 +29,7 @@ from nlp_service.audit.tracking import Assessment, FollowUpTracker, PatientKey, 
 from nlp_service.core.metrics import BATCH_SECONDS, WORKER_MESSAGES, WORKER_REPORTS
 from nlp_service.intake.hl7 import parse_oru
 from nlp_service.intake.message import ParsedMessage
+from nlp_service.notify.events import EventWriter
 from nlp_service.storage.db import describe_error, session_scope
 from nlp_service.storage.fhir_store import FhirWriter
 from nlp_service.storage.models import InboxMessage, ModelVersion, Report, utcnow
@@ -326,18 +327,22 @@ def store_drafts(session: Session, drafts: Sequence[tuple[ReportDraft, Assessmen
     fhir = FhirWriter(session, utcnow())
     writer = ReportWriter(session, fhir)
     tracker = FollowUpTracker(session, fhir, now=fhir.now)
+    events = EventWriter(session, fhir, fhir.now)  # critical findings, outbox, Tasks
     with session.no_autoflush:
         writer.preload(draft for draft, _ in drafts)
         tracker.preload(
             accessions=[draft.parsed.accession for draft, _ in drafts],
             patients=[draft.patient for draft, _ in drafts],
             exams_after=_exams_after(draft for draft, _ in drafts))
+        events.preload(draft for draft, _ in drafts)
         for draft, assessment in drafts:
             stored = writer.store(draft)
             if stored.row.is_current:
                 tracker.sync(stored.row, stored.analysis,
                              recommendations=stored.recommendations, assessment=assessment)
+                events.record(stored, draft)
     tracker.flush()
+    events.flush()
     fhir.flush()
 
 

@@ -18,6 +18,7 @@ from pipelines.schema import (
     AnalysisError,
     AnatomyRef,
     ClinicalContext,
+    CommunicationOut,
     ConceptRef,
     DeclinedFollowUp,
     Descriptor,
@@ -208,6 +209,11 @@ def doc_to_analysis(doc: Doc, *, report_id: str, model_version: str) -> ReportAn
                 interval_max_days=step.interval_max_days) if step is not None else None,
             finding_index=index_of.get((finding.start, finding.end)) if finding is not None
             else None,
+            communication=CommunicationOut(
+                recipient=info.communication.recipient, method=info.communication.method,
+                date=info.communication.date, time=info.communication.time,
+                read_back=info.communication.read_back)
+            if info.communication is not None else None,
         ))
     return ReportAnalysis(
         id=report_id, model_version=model_version,

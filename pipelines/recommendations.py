@@ -17,6 +17,7 @@ from pipelines._extensions import (
     BODY_REGION_GROUP,
     RECOMMENDATION_GROUP,
 )
+from pipelines.communication import CommunicationInfo, read_communication
 from pipelines.sections import INDICATION_SECTIONS
 from pipelines.sentences import is_list_marker
 from terminology.vocabulary import (
@@ -132,6 +133,7 @@ class RecommendationInfo:
     cited_source: str | None = None
     later_step: bool = False
     tissue_sampling: bool = False
+    communication: CommunicationInfo | None = None  # of a "communication" sentence
 
     @property
     def modality(self) -> str | None:
@@ -286,7 +288,8 @@ class RecommendationExtractor:
             kind=kind, modalities=modalities, body_region=body_region, interval_min_days=low,
             interval_max_days=high, conditional=bool(rules.condition.search(first_text)),
             guideline=guideline, finding=finding, short_interval=short, next_step=next_step,
-            protocol=protocol.group(0) if protocol else None)
+            protocol=protocol.group(0) if protocol else None,
+            communication=read_communication(span.text) if kind == "communication" else None)
 
 
 def _modalities(doc: Doc, start: int, end: int) -> list[str]:

@@ -1,10 +1,15 @@
 """The analysis contract: what the pipeline returns for one report (see DESIGN.md).
 
-Version changes to this contract bump ``SCHEMA_VERSION``.
+Version changes to this contract bump ``SCHEMA_VERSION``. 1.2: finding ``descriptors``, the
+report's ``clinical_context`` and ``declined_follow_up``, a recommendation's ``cited_source``,
+``later_step`` and ``tissue_sampling`` (what guideline checks read), and
+``RecommendationOut.communication`` (who, how, when and read-back of a documented communication
+of results).
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -123,6 +128,21 @@ class RecommendationStep(_Model):
     interval_max_days: int | None = Field(default=None, ge=0)
 
 
+CommunicationMethod = Literal["telephone", "in_person", "secure_message", "page", "email", "fax",
+                              "verbal"]
+
+
+class CommunicationOut(_Model):
+    """A documented communication of results: who was told, how, the date and clock time as
+    the report states them (``time`` "HH:MM", 24 h; no time zone: the report's), read-back."""
+
+    recipient: str | None = None
+    method: CommunicationMethod | None = None
+    date: datetime.date | None = None
+    time: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    read_back: bool = False
+
+
 class RecommendationOut(_Model):
     """A requested action. ``modalities`` are the acceptable alternatives ("CT or MRI"), any
     of which fulfils it; ``modality`` is the first (kept for 1.0 readers)."""
@@ -144,6 +164,7 @@ class RecommendationOut(_Model):
     later_step: bool = False
     tissue_sampling: bool = False
     finding_index: int | None = None
+    communication: CommunicationOut | None = None  # kind "communication" only
 
     @model_validator(mode="after")
     def _modality_is_first_alternative(self) -> RecommendationOut:

@@ -25,12 +25,17 @@ from nlp_service.api.routes import (
     annotate,
     audit,
     auth,
+    critical,
     dashboard,
     fhir,
+    fhir_subscription,
     hl7,
+    loop_dashboard,
     models,
+    notifications,
     ops,
     reports,
+    turnaround,
 )
 from nlp_service.api.routes import annotations as annotation_routes
 from nlp_service.api.routes.fhir import FhirError, error_response
@@ -182,7 +187,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # /healthz, /readyz, /login, /auth/* and the API docs are open (see README).
     app.include_router(hl7.router, dependencies=roles("ingest"))
     app.include_router(reports.router, dependencies=roles(*ROLES))
+    app.include_router(fhir_subscription.router, dependencies=roles("ehr", style="fhir"))
     app.include_router(fhir.router, dependencies=roles("ehr", style="fhir"))
+    app.include_router(critical.router, dependencies=roles("auditor", "navigator"))
+    app.include_router(turnaround.router, dependencies=roles("auditor", "navigator"))
+    app.include_router(loop_dashboard.router, dependencies=roles("auditor", "navigator",
+                                                                 style="page"))
+    app.include_router(notifications.router, dependencies=roles("admin"))
     app.include_router(audit.router, dependencies=roles("auditor", "navigator"))
     app.include_router(dashboard.router, dependencies=roles("auditor", "navigator",
                                                             style="page"))

@@ -77,10 +77,23 @@ class ReportPublic(_Public):
     created_at: datetime
 
 
+class CriticalPublic(BaseModel):
+    """A critical or actionable finding of the report (ACR category) and its communication."""
+
+    finding_index: int
+    concept: str
+    category: int = Field(description="ACR Actionable Reporting Work Group category: 1 "
+                                      "minutes, 2 hours, 3 days.")
+    target_minutes: int
+    communicated_at: datetime | None
+    compliance: str = Field(description="in_time, late or not_documented")
+
+
 class ReportDetail(ReportPublic):
     text: str
     findings: list[FindingPublic]
     recommendations: list[RecommendationPublic]
+    critical_findings: list[CriticalPublic] = Field(default_factory=list)
     versions: list[int] = Field(description="Database ids of every version of this accession, "
                                             "oldest first.")
 

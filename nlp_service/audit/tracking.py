@@ -40,6 +40,7 @@ from nlp_service.audit.rules import (
     finding_name,
     recommendation_due_window,
 )
+from nlp_service.notify.resources import sync_task
 from nlp_service.storage.annotation_tasks import new_task, pre_annotation
 from nlp_service.storage.fhir_store import FhirWriter
 from nlp_service.storage.models import (
@@ -507,7 +508,8 @@ def correction_task(session: Session, follow_up: FollowUp, *, note: str) -> Anno
 
 
 def _sync_request(fhir: FhirWriter, follow_up: FollowUp) -> None:
-    """The recommendation's ServiceRequest status follows its tracking."""
+    """The recommendation's ServiceRequest status (and its Task's) follows its tracking."""
+    sync_task(fhir, follow_up)
     if follow_up.withdrawn_at is not None:
         return  # the report mapping already marked it entered-in-error
     current = fhir.current("ServiceRequest", follow_up.fhir_id)

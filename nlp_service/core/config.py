@@ -79,5 +79,24 @@ class Settings(BaseSettings):
         """The public base URL, without a trailing slash."""
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
+    dispatcher: bool = Field(default=True, description="`radnlp serve` (and `radnlp worker`) "
+                                                       "also deliver notifications.")
+    notify_max_attempts: int = Field(default=10, gt=0, description="Failed sends after which "
+                                                                   "a delivery is dead.")
+    notify_backoff_base_seconds: float = Field(default=2.0, gt=0,
+                                               description="First retry delay (doubles).")
+    notify_backoff_cap_seconds: float = Field(default=600.0, gt=0,
+                                              description="Longest retry delay.")
+    notify_timeout_seconds: float = Field(default=10.0, gt=0,
+                                          description="A receiver's time to answer.")
+    notify_lease_seconds: float = Field(default=60.0, gt=0,
+                                        description="A claimed delivery not finished by then "
+                                                    "is sent again (its dispatcher died).")
+    notify_poll_seconds: float = Field(default=0.2, gt=0,
+                                       description="Idle wait between outbox polls.")
+    notify_escalate_every_seconds: float = Field(
+        default=300.0, gt=0, description="How often the dispatcher writes the escalation "
+                                         "schedule's reminders that have come due.")
+
 
 settings = Settings()

@@ -17,12 +17,16 @@ from typing import Any
 from urllib.parse import quote
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.domainresource import DomainResource
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.subscription import Subscription
+from fhir.resources.R4B.task import Task
 
+from nlp_service.audit.critical import CriticalMatch, critical_findings, critical_table
 from nlp_service.audit.rules import recommendation_due_window
 from nlp_service.intake.message import ParsedReport
 from pipelines.schema import (
@@ -70,6 +74,15 @@ EXT_DEFAULT_WINDOW = EXTENSION_BASE + "default-due-window"
 EXT_GUIDELINE = EXTENSION_BASE + "guideline"
 EXT_RECOMMENDATION_KIND = EXTENSION_BASE + "recommendation-kind"
 EXT_NEXT_STEP = EXTENSION_BASE + "next-step"
+# A critical or actionable finding's ACR Actionable Reporting Work Group category (1, 2, 3),
+# coded in this project's own code system (the work group publishes no codes).
+EXT_ACTIONABLE_CATEGORY = EXTENSION_BASE + "actionable-finding-category"
+ACTIONABLE_CATEGORY_SYSTEM = "https://radnlp.dev/fhir/CodeSystem/acr-actionable-category"
+# HL7 v3 ObservationInterpretation: AA "Critical abnormal" for category 1 (communicate within
+# minutes), A "Abnormal" for the actionable categories 2 and 3.
+INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+INTERPRETATION_OF_CATEGORY = {1: ("AA", "Critical abnormal"), 2: ("A", "Abnormal"),
+                              3: ("A", "Abnormal")}
 KIND_NAMES = {"imaging": "Imaging", "clinical_correlation": "Clinical correlation",
               "comparison_with_prior": "Comparison with prior studies",
               "consultation": "Consultation or tissue sampling",
@@ -123,6 +136,9 @@ MODELS: dict[str, type[DomainResource]] = {
     "Observation": Observation,
     "Patient": Patient,
     "ServiceRequest": ServiceRequest,
+    "Task": Task,
+    "Communication": Communication,
+    "Subscription": Subscription,
 }
 _STATUS_TYPES = ("DiagnosticReport", "Observation", "ServiceRequest")
 
@@ -205,6 +221,7 @@ class _Context:
     patient_reference: Resource
     identifier_system: str
     observation_ids: dict[int, str]
+    critical: dict[int, CriticalMatch]
 
     @property
     def order_reference(self) -> Resource:
@@ -240,6 +257,7 @@ def build_report_resources(
         identifier_system=identifier_system,
         observation_ids={index: f"{rid}-f{index}" for index, finding
                          in enumerate(analysis.findings) if not finding.in_indication},
+        critical={match.finding_index: match for match in critical_findings(analysis)},
     )
     patient = {
         "resourceType": "Patient", "id": patient_id, "active": True,
@@ -427,6 +445,11 @@ def _observation(context: _Context, index: int, finding: FindingOut) -> Resource
         extensions.append({"url": EXT_CHANGE, "valueCode": finding.change})
     extensions += [{"url": EXT_SOURCE, "valueString": source} for source in finding.sources]
     extensions.append({"url": EXT_SCORE, "valueDecimal": finding.score})
+    critical = context.critical.get(index)
+    if critical is not None:
+        extensions.append({"url": EXT_ACTIONABLE_CATEGORY, "valueCoding": {
+            "system": ACTIONABLE_CATEGORY_SYSTEM, "code": str(critical.category),
+            "display": critical_table().categories[critical.category][0]}})
     observation: Resource = {
         "resourceType": "Observation", "id": context.observation_ids[index],
         "extension": extensions,
@@ -442,6 +465,10 @@ def _observation(context: _Context, index: int, finding: FindingOut) -> Resource
             "text": finding.assertion,
         },
     }
+    if critical is not None:
+        code, display = INTERPRETATION_OF_CATEGORY[critical.category]
+        observation["interpretation"] = [{"coding": [
+            {"system": INTERPRETATION_SYSTEM, "code": code, "display": display}]}]
     if context.observed_at:
         observation["effectiveDateTime"] = context.observed_at
     body_site = _body_site(finding)

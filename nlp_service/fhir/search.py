@@ -20,6 +20,7 @@ SEARCH_PARAMETERS: dict[str, dict[str, str]] = {
         **_COMMON, "identifier": "token", "status": "token", "code": "token",
         "category": "token", "value-concept": "token", "date": "date",
         "patient": "reference", "subject": "reference", "based-on": "reference",
+        "interpretation": "token",
     },
     "ServiceRequest": {
         **_COMMON, "identifier": "token", "status": "token", "intent": "token", "code": "token",
@@ -27,6 +28,16 @@ SEARCH_PARAMETERS: dict[str, dict[str, str]] = {
         "occurrence": "date", "authored": "date", "reason-reference": "reference",
     },
     "Patient": {**_COMMON, "identifier": "token"},
+    "Task": {
+        **_COMMON, "identifier": "token", "status": "token", "intent": "token",
+        "patient": "reference", "subject": "reference", "focus": "reference",
+        "authored-on": "date",
+    },
+    "Communication": {
+        **_COMMON, "identifier": "token", "status": "token", "category": "token",
+        "medium": "token", "patient": "reference", "subject": "reference", "sent": "date",
+    },
+    "Subscription": {**_COMMON, "status": "token"},
 }
 # Result parameters the REST layer accepts besides the search parameters.
 CONTROL_PARAMETERS: dict[str, str] = {"_count": "number"}
@@ -40,6 +51,12 @@ _ELEMENTS: dict[str, tuple[str, ...]] = {
     "based-on": ("basedOn",), "result": ("result",), "authored": ("authoredOn",),
     "occurrence": ("occurrenceDateTime", "occurrencePeriod"),
     "reason-reference": ("reasonReference",),
+    "interpretation": ("interpretation",), "focus": ("focus",), "medium": ("medium",),
+    "sent": ("sent",), "authored-on": ("authoredOn",),
+}
+# Where a resource type keeps what a shared parameter reads elsewhere (Task's patient: "for").
+_TYPE_ELEMENTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Task", "patient"): ("for",), ("Task", "subject"): ("for",),
 }
 # Parameters that match references to one resource type only.
 _TARGET_PREFIX = {"patient": "Patient/"}
@@ -78,7 +95,8 @@ def search_values(resource: dict[str, Any]) -> SearchValues:
         if name == "_lastUpdated":
             elements = [resource.get("meta", {}).get("lastUpdated")]
         else:
-            elements = [resource.get(element) for element in _ELEMENTS[name]]
+            elements = [resource.get(element) for element in
+                        _TYPE_ELEMENTS.get((resource_type, name), _ELEMENTS[name])]
         for element in elements:
             if element is None:
                 continue

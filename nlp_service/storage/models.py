@@ -447,3 +447,118 @@ def is_current(model: type[Report] | type[FhirResource]) -> Any:
     # PostgreSQL's without statistics) to the is_current index, which walks every current
     # row, instead of the accession or (type, id, version) key the rest of the query gives.
     return col(model.is_current).is_not(False)
+
+
+# --- Closing the loop: critical findings, turnaround times, events and their delivery. -----
+
+class CriticalFinding(SQLModel, table=True):
+    """A critical or actionable finding of one report version (ACR category, target time) and
+    the communication its report documents; the rows of the current version are ``is_current``."""
+
+    __tablename__ = "critical_finding"
+    __table_args__ = (sa.Index("ix_critical_finding_lookup", "is_current", "report_time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True)
+    accession: str = Field(max_length=199, index=True)
+    finding_index: int
+    is_current: bool = True
+    patient_mrn: str = Field(max_length=100)
+    mrn_authority: str | None = Field(default=None, max_length=100)
+    concept: str = Field(max_length=200)
+    rule: str = Field(max_length=64)
+    category: int
+    target_minutes: int
+    modality: str | None = Field(default=None, max_length=16)
+    radiologist: str | None = Field(default=None, max_length=300)
+    ordering_provider: str | None = Field(default=None, max_length=300)
+    report_time: datetime | None = _time()
+    reported_at: datetime | None = _time()
+    communicated_at: datetime | None = _time()
+    # "stated": the report gives the time; "report_issued": it documents the communication but
+    # not its time, so the time the report was issued (MSH-7) bounds it.
+    communication_time_source: str | None = Field(default=None, max_length=16)
+    communication: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON()))
+    observation_id: str | None = Field(default=None, max_length=64)
+
+
+class ReportTiming(SQLModel, table=True):
+    """The HL7 times of one exam (accession) for turnaround: the exam (OBR-7), the first
+    preliminary and the first final result (MSH-7 of their messages), and the first documented
+    communication of a critical finding."""
+
+    __tablename__ = "report_timing"
+
+    id: int | None = Field(default=None, primary_key=True)
+    accession: str = Field(max_length=199, unique=True)
+    patient_mrn: str = Field(max_length=100)
+    modality: str | None = Field(default=None, max_length=16, index=True)
+    radiologist: str | None = Field(default=None, max_length=300)
+    exam_at: datetime | None = _time(index=True)
+    preliminary_at: datetime | None = _time()
+    final_at: datetime | None = _time()
+    communicated_at: datetime | None = _time()
+    critical_category: int | None = None
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A fact to tell the world about (a new recommendation, a critical finding, ...), written
+    in the transaction that made it true; ``event_id`` is every delivery's idempotency key."""
+
+    __tablename__ = "outbox_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=64, index=True)
+    patient_key: str = Field(max_length=64)
+    accession: str | None = Field(default=None, max_length=199, index=True)
+    # The FHIR resource the event is about ("Observation/abc"), for subscriptions.
+    focus: str | None = Field(default=None, max_length=200)
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow,
+                                 sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class NotificationTarget(SQLModel, table=True):
+    """Where events go: a webhook (HMAC-signed JSON) or a FHIR Subscription (rest-hook)."""
+
+    __tablename__ = "notification_target"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # webhook, subscription
+    name: str | None = Field(default=None, max_length=200)
+    url: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    secret: str | None = Field(default=None, max_length=200)
+    headers: list[str] = Field(default_factory=list,
+                               sa_column=sa.Column(sa.JSON(), nullable=False))
+    event_kinds: list[str] = Field(default_factory=list,
+                                   sa_column=sa.Column(sa.JSON(), nullable=False))
+    criteria: str | None = _text()
+    payload: str | None = Field(default=None, max_length=100)
+    status: str = Field(default="active", max_length=16)  # requested, active, error, off
+    error: str | None = _text()
+    fhir_id: str | None = Field(default=None, max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow,
+                                 sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """One event to one target: pending until delivered; retried with backoff; ``dead`` after
+    the attempts run out (an admin can send it again)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (sa.Index("ix_delivery_claim", "status", "next_attempt_at", "id"),
+                      sa.Index("ix_delivery_order", "target_id", "patient_key", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="outbox_event.id", index=True)
+    target_id: int = Field(foreign_key="notification_target.id")
+    patient_key: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)  # pending, delivering, delivered, dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow,
+                                      sa_column=sa.Column(UTCDateTime(), nullable=False))
+    lease_until: datetime | None = _time()
+    claimed_by: str | None = Field(default=None, max_length=200)
+    last_error: str | None = _text()
+    delivered_at: datetime | None = _time()

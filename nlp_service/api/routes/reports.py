@@ -13,6 +13,7 @@ from nlp_service.api.access import note_patients
 from nlp_service.api.deps import Offset, PipelineDep, RowId, SessionDep, SettingsDep
 from nlp_service.api.schemas import (
     AnalyzeRequest,
+    CriticalPublic,
     FindingPublic,
     RecommendationPublic,
     ReportDetail,
@@ -20,6 +21,7 @@ from nlp_service.api.schemas import (
     ReportPublic,
 )
 from nlp_service.api.security import require_roles
+from nlp_service.audit.critical import critical_of_report
 from nlp_service.security import REPORT_READERS
 from nlp_service.storage.access_log import patient_ids_of
 from nlp_service.storage.models import Finding, Recommendation, Report
@@ -90,7 +92,9 @@ def read_report(report_id: RowId, request: Request, session: SessionDep) -> Repo
         **ReportPublic.model_validate(report).model_dump(), text=report.text,
         findings=[FindingPublic.model_validate(f) for f in findings],
         recommendations=[RecommendationPublic.model_validate(r) for r in recommendations],
-        versions=[v for v in versions if v is not None])
+        versions=[v for v in versions if v is not None],
+        critical_findings=[CriticalPublic.model_validate(item)
+                           for item in critical_of_report(session, report_id)])
 
 
 @router.post("/analyze", response_model=ReportAnalysis, summary="Analyse a report text",

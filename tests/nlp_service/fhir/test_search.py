@@ -99,14 +99,21 @@ def test_patient_values(resources):
     assert values.references == [] and values.dates == []
 
 
-def test_every_search_parameter_has_values_on_a_built_report(resources):
+def test_every_search_parameter_has_values_on_a_built_report(resources, rules_pipeline):
+    # A critical finding's Observation has an interpretation (the Task and Communication
+    # types are covered in tests/nlp_service/notify).
+    text = "IMPRESSION: Large right tension pneumothorax."
+    critical = build_report_resources("MRN7", "HOSP", ParsedReport(
+        accession="ACC8", text=text, result_status="F", observed_at=OBSERVED_AT),
+        rules_pipeline.analyze(text, "ACC8"))
     by_type: dict[str, set[str]] = {}
-    for resource in resources.all():
+    for resource in [*resources.all(), *critical.observations]:
         values = search_values(resource)
         found = by_type.setdefault(resource["resourceType"], set())
         found |= {p for p, _ in values.tokens} | {p for p, _ in values.references}
         found |= {p for p, _, _ in values.dates}
-    for resource_type, parameters in SEARCH_PARAMETERS.items():
+    for resource_type in by_type:
+        parameters = SEARCH_PARAMETERS[resource_type]
         assert set(parameters) - by_type[resource_type] == {"_lastUpdated"}, resource_type
         assert set(parameters.values()) <= {"token", "date", "reference"}
 
