@@ -594,10 +594,28 @@ def _train_from_annotations(*, annotations: Path, parent: str | None, gold: Path
 def model_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
 ) -> None:
-    """The model versions with parent, date and gold test metrics; * marks the active one."""
+    """The model versions with parent, date and gold test metrics; * marks the active one
+    (the registry of RADNLP_DATABASE_URL; the models folder's DEFAULT when there is no
+    database yet)."""
     from annotations.registry import list_versions
+    from nlp_service.core.config import Settings
+    from nlp_service.model_registry import describe, models_folder, sync_registry
+    from nlp_service.storage.db import make_engine, migrate, session_scope
 
-    versions = list_versions()
+    current = Settings()
+    folder = models_folder(current)
+    url = current.database_url
+    sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if sqlite_file is not None and not Path(sqlite_file).is_file():
+        versions = list_versions(folder)  # no database to read: do not create one
+    else:
+        engine = make_engine(url)
+        migrate(engine)
+        try:
+            with session_scope(engine) as session:
+                versions = [describe(row) for row in sync_registry(session, folder)]
+        finally:
+            engine.dispose()
     if as_json:
         typer.echo(json.dumps(versions, indent=2))
         return

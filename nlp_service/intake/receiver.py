@@ -10,6 +10,7 @@ would have the sender retry it forever.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -91,8 +92,23 @@ def _too_long(stored: _StoredField, length: int, *, sequence: int = 1) -> HL7Mes
                            segment_sequence=sequence, field_position=stored.position)
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
 def check_storable(message: ParsedMessage, *, max_report_chars: int) -> None:
     """Raise an AR ``HL7MessageError`` for the first value the worker could never store."""
+    # A raw NUL byte is refused by the parser; the escape \X00\ decodes to one after parsing.
+    if any("\x00" in text for text in _strings(message.to_dict())):
+        raise HL7MessageError("a field decodes to a NUL character (the escape \\X00\\): no "
+                              "database stores it", ack_code="AR", error_code=102)
     for attribute, stored in _MESSAGE_COLUMNS.items():
         value = getattr(message, attribute)
         if value is not None and len(value) > column_length(stored.column):

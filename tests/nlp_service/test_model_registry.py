@@ -3,6 +3,7 @@ and an activation reaching worker processes that were started before it."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -137,3 +138,8 @@ def test_the_command_activates_in_the_database_named_by_the_settings(
         assert active_model(session).name == other  # type: ignore[union-attr]
     engine.dispose()
     assert (models / "DEFAULT").read_text().strip() == other
+    # The list reads the registry: a database activation shows even with DEFAULT behind it.
+    (models / "DEFAULT").write_text(f"{SHIPPED}\n")
+    listed = runner.invoke(app, ["model", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [v["name"] for v in json.loads(listed.output) if v["active"]] == [other]

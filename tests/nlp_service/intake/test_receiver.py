@@ -140,6 +140,22 @@ def test_a_value_longer_than_its_column_is_refused_ar_and_kept(
     assert (outcome.done, outcome.failed, outcome.set_aside) == (1, 0, 0), outcome.errors
 
 
+@pytest.mark.parametrize("where", ["text", "mrn", "accession"])
+def test_an_escaped_nul_is_refused_ar_not_failed_in_the_worker(
+        engine: Engine, oru: Callable[..., str], where: str) -> None:
+    """The escape \\X00\\ decodes to NUL after parsing: no database stores it, so no AA."""
+    mark = "QNULQ"  # put in place of the escape once the message is built (it escapes "\\")
+    raw = oru("MSG-NUL", "ACC-NUL" + (mark if where == "accession" else ""),
+              [f"FINDINGS: Nodule {mark if where == 'text' else ''}5 mm."],
+              mrn="MRN500001" + (mark if where == "mrn" else "")
+              ).replace(mark, "\\X00\\").encode()
+    refused = receive_message(engine, raw, source="test")
+    assert refused.ack_code == "AR" and "NUL" in (refused.reason or ""), refused.ack
+    with Session(engine) as session:
+        assert session.exec(select(DeadLetter.raw)).all() == [raw]
+        assert session.exec(select(InboxMessage)).all() == []
+
+
 def test_a_report_over_the_length_limit_is_refused_ar_not_failed_in_the_worker(
         engine: Engine, oru: Callable[..., str]) -> None:
     long_text = ["IMPRESSION: " + "x" * 150] * 20  # about 3,200 characters
