@@ -51,7 +51,8 @@ def database(postgres: str | None) -> Iterator[str]:
         admin.dispose()
 
 
-def _statuses(engine: Engine) -> dict[str, int]:
+def inbox_statuses(engine: Engine) -> dict[str, int]:
+    """Inbox messages by status."""
     with Session(engine) as session:
         return dict(session.exec(select(InboxMessage.status, func.count())
                                  .group_by(col(InboxMessage.status))).all())
@@ -72,10 +73,10 @@ def time_processes(url: str, texts: Sequence[str], processes: int, mode: str,
     supervisor = threading.Thread(target=pool.supervise, args=(stop, 0.5), daemon=True)
     supervisor.start()
     try:
-        while _statuses(engine).get("queued", 0) == len(texts):
+        while inbox_statuses(engine).get("queued", 0) == len(texts):
             time.sleep(0.01)
         started = time.perf_counter()
-        while _statuses(engine).get("done", 0) < len(texts):
+        while inbox_statuses(engine).get("done", 0) < len(texts):
             time.sleep(0.05)
         return time.perf_counter() - started
     finally:

@@ -7,18 +7,18 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine
 from sqlmodel import Session, col, func, select
 
+from benchmarks.workers import database as schema_database
+from benchmarks.workers import inbox_statuses
 from nlp_service.core.config import Settings
 from nlp_service.intake.receiver import receive_message
 from nlp_service.storage.db import make_engine, migrate
-from nlp_service.storage.models import FhirResource, InboxMessage, Report
+from nlp_service.storage.models import FhirResource, Report
 from nlp_service.worker_pool import WorkerProcesses
 from tests.conftest import POSTGRES_URL
 from tests.nlp_service.test_faults import messages
@@ -35,23 +35,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'radnlp.db'}"
         return
     assert POSTGRES_URL is not None
-    schema = f"radnlp_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
-
-def _counts(engine: Engine) -> dict[str, int]:
-    with Session(engine) as session:
-        return dict(session.exec(select(InboxMessage.status, func.count())
-                                 .group_by(col(InboxMessage.status))).all())
+    with schema_database(POSTGRES_URL) as url:
+        yield url
 
 
 def test_worker_processes_store_every_report_once_through_a_kill(database: str) -> None:
@@ -71,13 +56,13 @@ def test_worker_processes_store_every_report_once_through_a_kill(database: str) 
     supervisor.start()
     try:
         deadline = time.monotonic() + 600
-        while not (_counts(engine).get("done", 0) >= queued // 10):
-            assert time.monotonic() < deadline, _counts(engine)
+        while not (inbox_statuses(engine).get("done", 0) >= queued // 10):
+            assert time.monotonic() < deadline, inbox_statuses(engine)
             time.sleep(0.2)
         victim = pool.pids[0]
         os.kill(victim, signal.SIGKILL)  # mid-run: it holds a claimed batch
-        while _counts(engine) != {"done": queued}:
-            assert time.monotonic() < deadline, _counts(engine)
+        while inbox_statuses(engine) != {"done": queued}:
+            assert time.monotonic() < deadline, inbox_statuses(engine)
             time.sleep(0.5)
     finally:
         stop.set()
@@ -134,8 +119,8 @@ def test_serve_runs_its_workers_in_processes_of_their_own(tmp_path: Path) -> Non
         assert set(acked.values()) == {"AA"} and len(acked) == 20
         engine = make_engine(url)
         deadline = time.monotonic() + 180
-        while _counts(engine) != {"done": 20}:
-            assert time.monotonic() < deadline, _counts(engine)
+        while inbox_statuses(engine) != {"done": 20}:
+            assert time.monotonic() < deadline, inbox_statuses(engine)
             time.sleep(0.2)
         engine.dispose()
         workers = [pid for pid, line in _children(service.pid).items() if "spawn_main" in line
